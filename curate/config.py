@@ -1,0 +1,144 @@
+"""Curation config: one dataclass per stage, gathered in `CurateConfig`.
+
+Each field's docstring is its documentation (`lvd curate --help-config` prints them);
+`__post_init__` checks values and names the field in its message. Presets are plain
+functions at the bottom. Defaults follow Stable Video Diffusion's curation recipe where
+it gives numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+VIDEO_EXTENSIONS = (
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".m2ts",
+    ".mts",
+    ".flv",
+    ".wmv",
+    ".3gp",
+    ".ogv",
+    ".gif",
+    ".y4m",
+)
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+
+
+@dataclass
+class DecodeConfig:
+    analysis_short_side: int = 96
+    """Short side in pixels of the frames cut detection and motion read (strided from
+    the decoder's planes; real size lands between this and twice this)."""
+    threads: int = 0
+    """FFmpeg decoder threads per video; 0 lets FFmpeg choose."""
+    timeout_s: float = 600.0
+    """Wall-clock limit for decoding one video; past it the video becomes an error row."""
+
+    def __post_init__(self):
+        _positive("analysis_short_side", self.analysis_short_side)
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
+        _positive("timeout_s", self.timeout_s)
+
+
+@dataclass
+class ShotConfig:
+    min_clip_s: float = 2.0
+    """Shots (after trimming transitions) shorter than this are dropped."""
+    max_clip_s: float = 10.0
+    """Shots longer than this are split into clips of at most this length."""
+
+    def __post_init__(self):
+        _positive("min_clip_s", self.min_clip_s)
+        _positive("max_clip_s", self.max_clip_s)
+        if self.max_clip_s < self.min_clip_s:
+            raise ValueError(
+                f"max_clip_s ({self.max_clip_s}) must be >= min_clip_s ({self.min_clip_s})"
+            )
+
+
+@dataclass
+class MotionConfig:
+    sample_fps: float = 2.0
+    """Frames per second at which Farnebäck optical flow is computed (SVD: 2 fps)."""
+
+    def __post_init__(self):
+        _positive("sample_fps", self.sample_fps)
+
+
+@dataclass
+class KeyframeConfig:
+    short_side: int = 256
+    """Short side in pixels of the keyframes handed to the model stages."""
+    format: str = "jpeg"
+    """Encoding of keyframe bytes: jpeg or png."""
+
+    def __post_init__(self):
+        _positive("short_side", self.short_side)
+        if self.format not in ("jpeg", "png"):
+            raise ValueError(f"format must be 'jpeg' or 'png', got {self.format!r}")
+
+
+@dataclass
+class CaptionConfig:
+    model: str = "Salesforce/blip-image-captioning-large"
+    """Hugging Face id or local path of the image-to-text captioning model."""
+    batch_size: int = 8
+    """Keyframes per model call."""
+
+    def __post_init__(self):
+        _positive("batch_size", self.batch_size)
+
+
+@dataclass
+class ClipConfig:
+    model: str = "ViT-L-14"
+    """open_clip model name (or a local folder holding open_clip_config.json)."""
+    pretrained: str = "openai"
+    """open_clip pretrained tag or a local checkpoint path; empty for random weights."""
+    batch_size: int = 32
+    """Keyframes per model call."""
+
+    def __post_init__(self):
+        _positive("batch_size", self.batch_size)
+
+
+@dataclass
+class TextConfig:
+    batch_size: int = 8
+    """Keyframes per detector call."""
+
+    def __post_init__(self):
+        _positive("batch_size", self.batch_size)
+
+
+@dataclass
+class CurateConfig:
+    """Everything `lvd curate` needs to know about how to analyse a corpus."""
+
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    shots: ShotConfig = field(default_factory=ShotConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
+    caption: CaptionConfig = field(default_factory=CaptionConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+
+
+def default() -> CurateConfig:
+    return CurateConfig()
+
+
+PRESETS = {"default": default}

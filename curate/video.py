@@ -1,0 +1,386 @@
+"""Probe and decode a video once, at analysis size, with PyAV.
+
+Decoding is the physical limit of curation, so this module reads the decoder's planes
+directly instead of converting every frame through swscale: for 8-bit 4:2:0 video the
+luma and chroma planes are decimated by strided views (no copy, no colour conversion),
+which costs almost nothing next to the decode itself. Consumers ask a `Frame` for what
+they need (luma, a small BGR image, or a larger RGB keyframe) and pay only for that.
+
+Frame numbers count decoded frames from 0 in display order; timestamps come from the
+frame's pts, so variable frame rate video keeps true times. Display rotation (the
+display matrix) and sample aspect ratio are applied to every image this module returns.
+Every failure is a `VideoError` with a short kind and a one-line reason.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+import cv2
+import numpy as np
+
+# 4:2:0 8-bit layouts whose planes can be decimated in place.
+_FAST_FORMATS = {"yuv420p", "yuvj420p"}
+
+
+class VideoError(Exception):
+    """A video that cannot be probed or decoded; `kind` is a short machine-readable tag."""
+
+    KINDS = (
+        "missing",  # the path does not exist
+        "empty",  # zero bytes
+        "unreadable",  # not a media container FFmpeg can open
+        "no_video",  # a container without a video stream (audio only, subtitles)
+        "unsupported_codec",  # a video stream this FFmpeg build cannot decode
+        "undecodable",  # opened, but no frame could be decoded
+        "timeout",  # decoding ran past the time limit
+    )
+
+    def __init__(self, kind: str, reason: str):
+        assert kind in self.KINDS, kind
+        super().__init__(f"{kind}: {reason}")
+        self.kind = kind
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a probe learns about a file, in display geometry."""
+
+    path: str
+    size_bytes: int
+    duration_s: float
+    fps: float  # average frame rate; see `is_vfr`
+    num_frames: int  # from the container when it says, else duration_s * fps rounded
+    width: int  # display width: rotation and sample aspect ratio applied
+    height: int
+    coded_width: int
+    coded_height: int
+    codec: str
+    pix_fmt: str
+    rotation: int  # counter-clockwise degrees applied for display: 0, 90, 180 or 270
+    sample_aspect_ratio: float
+    has_audio: bool
+    is_vfr: bool  # the stream's nominal and average frame rates disagree
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How `decode` reduces frames; mirrors `curate.config.DecodeConfig`."""
+
+    analysis_short_side: int = 96
+    threads: int = 0  # 0: FFmpeg picks
+    timeout_s: float = 600.0
+
+
+def _open(path: str | os.PathLike, timeout_s: float) -> av.container.InputContainer:
+    p = str(path)
+    is_local = "://" not in p
+    if is_local:
+        if not os.path.exists(p):
+            raise VideoError("missing", f"no such file: {p}")
+        if os.path.getsize(p) == 0:
+            raise VideoError("empty", f"file is empty: {p}")
+    try:
+        # The open/read timeout guards network reads; the decode deadline is separate.
+        return av.open(p, timeout=max(timeout_s, 10.0))
+    except av.error.FileNotFoundError as e:
+        raise VideoError("missing", f"no such file: {p}") from e
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise VideoError("unreadable", f"not a readable media file: {_one_line(e)}") from e
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300] or type(e).__name__
+
+
+def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    if not container.streams:
+        raise VideoError("unreadable", "the container holds no streams (truncated or damaged?)")
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams})
+        raise VideoError("no_video", f"no video stream (streams: {', '.join(kinds)})")
+    streams = [s for s in container.streams.video if s.codec_context is not None]
+    if not streams:
+        raise VideoError(
+            "unsupported_codec", "this FFmpeg build has no decoder for the video codec"
+        )
+    # Prefer a real video over an attached picture (cover art in audio files).
+    moving = [s for s in streams if not (s.disposition & av.stream.Disposition.attached_pic)]
+    if not moving:
+        raise VideoError("no_video", "only an attached picture (cover art), no video stream")
+    return moving[0]
+
+
+def _display_size(w: int, h: int, sar: float, rotation: int) -> tuple[int, int]:
+    if sar > 0 and abs(sar - 1.0) > 1e-3:
+        w = max(1, round(w * sar))
+    return (h, w) if rotation % 180 else (w, h)
+
+
+def _stream_fps(stream: av.video.stream.VideoStream) -> tuple[float, bool]:
+    avg = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(avg) if avg else 0.0
+    base = float(stream.base_rate) if stream.base_rate else fps
+    is_vfr = fps > 0 and base > 0 and abs(base - fps) / fps > 0.01
+    return fps, is_vfr
+
+
+def _duration_s(container, stream) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def probe(path: str | os.PathLike, timeout_s: float = 60.0) -> VideoInfo:
+    """Read a file's metadata and decode its first frame (which proves it decodes)."""
+    container = _open(path, timeout_s)
+    try:
+        stream = _video_stream(container)
+        deadline = time.monotonic() + timeout_s
+        # _decode_frames raises when not one frame decodes, so next() always has one.
+        first = next(_decode_frames(container, stream, deadline, threads=1))
+        return _info(path, container, stream, first)
+    finally:
+        container.close()
+
+
+def _info(path, container, stream, first: av.VideoFrame) -> VideoInfo:
+    fps, is_vfr = _stream_fps(stream)
+    duration_s = _duration_s(container, stream)
+    sar = float(first.sample_aspect_ratio) if getattr(first, "sample_aspect_ratio", None) else 0.0
+    if not sar:
+        sar = float(stream.sample_aspect_ratio) if stream.sample_aspect_ratio else 1.0
+    rotation = round((first.rotation or 0) / 90) % 4 * 90
+    width, height = _display_size(first.width, first.height, sar, rotation)
+    num_frames = stream.frames or (round(duration_s * fps) if fps else 0)
+    p = str(path)
+    return VideoInfo(
+        path=p,
+        size_bytes=os.path.getsize(p) if "://" not in p else (container.size or 0),
+        duration_s=duration_s,
+        fps=fps,
+        num_frames=int(num_frames),
+        width=width,
+        height=height,
+        coded_width=first.width,
+        coded_height=first.height,
+        codec=stream.codec_context.name,
+        pix_fmt=first.format.name,
+        rotation=rotation,
+        sample_aspect_ratio=sar or 1.0,
+        has_audio=bool(container.streams.audio),
+        is_vfr=is_vfr,
+    )
+
+
+def _decode_frames(container, stream, deadline: float, threads: int) -> Iterator[av.VideoFrame]:
+    """Yield frames in display order; skip corrupt packets; stop at the deadline."""
+    try:
+        ctx = stream.codec_context
+        ctx.thread_type = "AUTO"  # frame + slice threads: decode is the bottleneck
+        if threads:
+            ctx.thread_count = threads
+    except av.error.FFmpegError as e:
+        raise VideoError("unsupported_codec", f"cannot open decoder: {_one_line(e)}") from e
+    if ctx.codec is None or not ctx.codec.name:
+        raise VideoError("unsupported_codec", "no decoder for this stream in this FFmpeg build")
+    decoded = 0
+    try:
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError:
+                break  # a truncated or damaged container ends the stream here
+            if time.monotonic() > deadline:
+                raise VideoError("timeout", f"decoding stopped after {decoded} frames: time limit")
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                continue  # a corrupt packet: FFmpeg conceals it, so do we
+            for frame in frames:
+                decoded += 1
+                yield frame
+    except av.error.DecoderNotFoundError as e:
+        raise VideoError("unsupported_codec", _one_line(e)) from e
+    except av.error.FFmpegError as e:
+        if decoded == 0:
+            raise VideoError("undecodable", _one_line(e)) from e
+        # Frames before the damage are good; the stream ends at the damage.
+    if decoded == 0:
+        raise VideoError("undecodable", "no frame could be decoded")
+
+
+class Frame:
+    """One decoded frame, reduced lazily to what its consumer asks for.
+
+    `index` counts decoded frames from 0 in display order and `time_s` is the frame's
+    presentation time from the start of the stream. All images are in display geometry.
+    """
+
+    __slots__ = ("_av", "_bgr", "_planes", "_reader", "index", "time_s")
+
+    def __init__(self, reader: VideoReader, av_frame: av.VideoFrame, index: int, time_s: float):
+        self._reader = reader
+        self._av = av_frame
+        self._planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._bgr: np.ndarray | None = None
+        self.index = index
+        self.time_s = time_s
+
+    def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Y, U, V at analysis size, each (h, w) uint8; views into the decoder's buffers."""
+        if self._planes is None:
+            self._planes = self._reader._reduce(self._av)
+        return self._planes
+
+    def gray(self) -> np.ndarray:
+        """Luma at analysis size, (h, w) uint8."""
+        return self.planes()[0]
+
+    def bgr(self) -> np.ndarray:
+        """A small BGR image at analysis size, (h, w, 3) uint8 (what PySceneDetect eats)."""
+        if self._bgr is None:
+            y, u, v = self.planes()
+            yuv = np.dstack((y, u, v))
+            self._bgr = cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR)
+        return self._bgr
+
+    def rgb(self, short_side: int) -> np.ndarray:
+        """RGB with the given short side (display aspect kept), (h, w, 3) uint8.
+
+        Goes through swscale, so call it on the few frames that need detail (keyframes).
+        """
+        info = self._reader.info
+        w, h = info.width, info.height
+        scale = short_side / min(w, h)
+        tw, th = max(2, round(w * scale)), max(2, round(h * scale))
+        # swscale works in coded orientation; rotate after.
+        cw, ch = (th, tw) if info.rotation % 180 else (tw, th)
+        img = self._av.reformat(width=cw, height=ch, format="rgb24").to_ndarray()
+        return _rotate(img, info.rotation)
+
+
+def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(img, k=k)) if k else img
+
+
+def _decimation(short_side: int, target: int) -> int:
+    """An even stride that keeps the short side >= target, or 1 for small frames.
+
+    Even strides let chroma (half resolution in 4:2:0) be decimated by stride/2 and land
+    on exactly the luma grid.
+    """
+    k = short_side // max(1, target)
+    return k - (k % 2) if k >= 2 else 1
+
+
+class VideoReader:
+    """Open a video, probe it, and decode it once in display order.
+
+    with VideoReader(path, DecodeOptions()) as reader:
+        reader.info            # VideoInfo
+        for frame in reader:   # Frame, memory bounded: nothing is kept behind
+            ...
+        reader.frames_decoded
+    """
+
+    def __init__(self, path: str | os.PathLike, options: DecodeOptions | None = None):
+        self.options = options or DecodeOptions()
+        self.path = str(path)
+        self._deadline = time.monotonic() + self.options.timeout_s
+        self._container = _open(path, self.options.timeout_s)
+        try:
+            self._stream = _video_stream(self._container)
+            self._frames = _decode_frames(
+                self._container, self._stream, self._deadline, self.options.threads
+            )
+            self._first = next(self._frames)
+            self.info = _info(path, self._container, self._stream, self._first)
+        except BaseException:
+            self._container.close()
+            raise
+        self.frames_decoded = 0
+        self._stride = 1
+        self._geometry_for: tuple | None = None
+        self._t0 = self._first.time if self._first.time is not None else 0.0
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __iter__(self) -> Iterator[Frame]:
+        frames = self._frames_with_first()
+        last_t = -1.0
+        for av_frame in frames:
+            t = av_frame.time
+            # Missing or repeated pts (raw streams, broken muxers): step by the mean rate.
+            if t is None or t - self._t0 <= last_t:
+                t = last_t + 1.0 / (self.info.fps or 25.0) + self._t0
+            last_t = t - self._t0
+            yield Frame(self, av_frame, self.frames_decoded, last_t)
+            self.frames_decoded += 1
+
+    def _frames_with_first(self) -> Iterator[av.VideoFrame]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        yield from self._frames
+
+    def sample(self, fps: float) -> Iterator[Frame]:
+        """Frames at (at most) `fps`, chosen by timestamp so VFR video samples evenly."""
+        period = 1.0 / fps
+        next_t = 0.0
+        for frame in self:
+            if frame.time_s + 1e-6 >= next_t:
+                yield frame
+                next_t = max(next_t + period, frame.time_s + period / 2)
+
+    # -- reduction to analysis size ----------------------------------------------------
+
+    def _reduce(self, f: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        geometry = (f.width, f.height, f.format.name)
+        if geometry != self._geometry_for:  # resolution may change mid-stream
+            self._geometry_for = geometry
+            self._stride = _decimation(min(f.width, f.height), self.options.analysis_short_side)
+        k = self._stride
+        sar = self.info.sample_aspect_ratio
+        if f.format.name in _FAST_FORMATS and k >= 2 and abs(sar - 1.0) < 1e-3:
+            y = _plane(f, 0, f.width, f.height)[::k, ::k]
+            c = k // 2
+            u = _plane(f, 1, (f.width + 1) // 2, (f.height + 1) // 2)[::c, ::c]
+            v = _plane(f, 2, (f.width + 1) // 2, (f.height + 1) // 2)[::c, ::c]
+            h, w = min(y.shape[0], u.shape[0]), min(y.shape[1], u.shape[1])
+            planes = (y[:h, :w], u[:h, :w], v[:h, :w])
+        else:
+            # Other pixel formats, non-square pixels or tiny frames: let swscale do it.
+            dw, dh = _display_size(f.width, f.height, sar, 0)
+            scale = max(1.0, min(dw, dh) / self.options.analysis_short_side)
+            tw, th = max(2, round(dw / scale)), max(2, round(dh / scale))
+            small = f.reformat(width=tw, height=th, format="yuv444p")
+            planes = tuple(_plane(small, i, tw, th) for i in range(3))
+        k_rot = (self.info.rotation // 90) % 4
+        if k_rot:
+            planes = tuple(np.rot90(p, k=k_rot) for p in planes)
+        return planes  # type: ignore[return-value]
+
+
+def _plane(f: av.VideoFrame, i: int, width: int, height: int) -> np.ndarray:
+    plane = f.planes[i]
+    buf = np.frombuffer(plane, dtype=np.uint8)
+    return buf.reshape(-1, plane.line_size)[:height, :width]

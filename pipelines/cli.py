@@ -1,0 +1,157 @@
+"""The `lvd` command line: curate, filter, report, train, generate, demo.
+
+Each subcommand's work lives in its own module, imported only when that subcommand
+runs, so `lvd --help` answers at once. Every user-facing failure (bad argument, missing
+path, bad config) ends as one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from pipelines.errors import UsageError
+
+COMMANDS = {
+    # name: (module that holds `run(args)`, one-line help)
+    "curate": ("pipelines.curate", "analyse videos into clip shards (Ray Data)"),
+    "filter": ("pipelines.filter", "keep clips by score thresholds and percentile cuts"),
+    "report": ("pipelines.report", "draw an HTML report of a curated or filtered run"),
+    "train": ("pipelines.train", "train the VAE and the video diffusion model on shards"),
+    "generate": ("pipelines.generate", "sample videos from a trained checkpoint"),
+    "demo": ("pipelines.demo", "the whole job on a built-in synthetic corpus, on a CPU"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (and exit 2), not usage plus a message."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_config_args(p: argparse.ArgumentParser, presets: str) -> None:
+    p.add_argument("--preset", default="default", help=f"named config preset ({presets})")
+    p.add_argument("--config", metavar="FILE", help="YAML or TOML file of config keys")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key (repeatable), e.g. --set shots.min_clip_s=3",
+    )
+    p.add_argument("--help-config", action="store_true", help="list every config key and exit")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lvd", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"lvd {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("curate", help=COMMANDS["curate"][1], description=COMMANDS["curate"][1])
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="video files, folders (recursive), globs, or a .txt/.csv/.parquet list",
+    )
+    p.add_argument("--out", required=True, help="run folder: videos/, clips/, run.json")
+    p.add_argument(
+        "--stages",
+        default="shots,motion,caption,clip,text",
+        help="comma list of stages to run (shots always run)",
+    )
+    p.add_argument("--ray-address", help="join this Ray cluster instead of starting one")
+    p.add_argument("--num-cpus", type=int, help="CPUs for the local Ray")
+    p.add_argument("--num-gpus", type=int, help="GPUs for the local Ray")
+    p.add_argument("--limit", type=int, help="process at most this many new videos")
+    _add_config_args(p, "default, tiny")
+
+    p = sub.add_parser("filter", help=COMMANDS["filter"][1], description=COMMANDS["filter"][1])
+    p.add_argument("input", metavar="IN", help="a curated (or filtered) run folder")
+    p.add_argument("--out", required=True, help="folder for the kept clips and run.json")
+    for flag, meaning in (
+        ("--min", "keep rows with COL >= V"),
+        ("--max", "keep rows with COL <= V"),
+        ("--drop-bottom", "drop the lowest FRACTION of COL"),
+        ("--drop-top", "drop the highest FRACTION of COL"),
+    ):
+        p.add_argument(flag, action="append", default=[], metavar="COL=V", help=meaning)
+    p.add_argument(
+        "--dedup",
+        type=float,
+        metavar="COSINE",
+        help="drop near-duplicate clips whose clip_embedding cosine >= COSINE",
+    )
+
+    p = sub.add_parser("report", help=COMMANDS["report"][1], description=COMMANDS["report"][1])
+    p.add_argument("input", metavar="DIR", help="a curated or filtered run folder")
+    p.add_argument("--out", help="HTML file to write (default DIR/report.html)")
+
+    p = sub.add_parser("train", help=COMMANDS["train"][1], description=COMMANDS["train"][1])
+    p.add_argument("--data", help="a curated or filtered run folder")
+    p.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    _add_config_args(p, "tiny, small, base, large, xl")
+
+    p = sub.add_parser(
+        "generate", help=COMMANDS["generate"][1], description=COMMANDS["generate"][1]
+    )
+    p.add_argument("prompts", nargs="*", metavar="PROMPT", help="text prompts")
+    p.add_argument("--ckpt", required=True, help="a training run folder or checkpoint")
+    p.add_argument("--out", required=True, help="an .mp4 path (or a folder for many prompts)")
+    p.add_argument("--prompts-file", help="a text file with one prompt per line")
+    p.add_argument("--image", help="first frame (image-to-video)")
+    p.add_argument("--last-image", help="last frame (interpolation, with --image)")
+    p.add_argument("--frames", type=int, help="number of frames")
+    p.add_argument("--size", help="WIDTHxHEIGHT")
+    p.add_argument("--steps", type=int, default=30, help="sampler steps")
+    p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+
+    p = sub.add_parser("demo", help=COMMANDS["demo"][1], description=COMMANDS["demo"][1])
+    p.add_argument("--out", default="runs/demo", help="folder for everything the demo makes")
+    return parser
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("lvd")
+    except Exception:
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module_name, _ = COMMANDS[args.command]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name != module_name:
+            raise
+        print(f"lvd {args.command}: not built yet", file=sys.stderr)
+        return 2
+    try:
+        return int(module.run(args) or 0)
+    except UsageError as e:
+        print(f"lvd {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lvd {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

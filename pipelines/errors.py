@@ -1,0 +1,6 @@
+"""Errors a user caused (bad arguments, missing paths, bad config): `lvd` prints them as
+one line and exits 2. Anything else is a bug and keeps its traceback."""
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for, phrased for the user."""

@@ -1,0 +1,82 @@
+"""Small synthetic videos for tests, written with PyAV (H.264).
+
+A "scene" is a smooth random colour texture larger than the frame; a shot is a window
+moving over it at a known speed. Shots are joined by hard cuts, fades through black or
+dissolves, so tests know the exact frames of every boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from curate.encode import write_video
+
+
+def texture(seed: int, height: int, width: int) -> np.ndarray:
+    """A smooth, detailed RGB texture (blurred noise at two scales), uint8."""
+    rng = np.random.default_rng(seed)
+    coarse = cv2.resize(
+        rng.random((height // 16 + 2, width // 16 + 2, 3), np.float32),
+        (width, height),
+        interpolation=cv2.INTER_CUBIC,
+    )
+    fine = cv2.resize(
+        rng.random((height // 4 + 2, width // 4 + 2, 3), np.float32),
+        (width, height),
+        interpolation=cv2.INTER_CUBIC,
+    )
+    img = 0.7 * coarse + 0.3 * fine
+    img = (img - img.min()) / (np.ptp(img) + 1e-6)
+    return (img * 255).astype(np.uint8)
+
+
+@dataclass
+class Shot:
+    seed: int
+    frames: int
+    speed: float = 0.0  # pixels per frame, horizontal pan, at the output size
+
+
+def shot_frames(shot: Shot, width: int, height: int) -> Iterator[np.ndarray]:
+    margin = int(abs(shot.speed) * shot.frames) + 2
+    tex = texture(shot.seed, height, width + margin)
+    for i in range(shot.frames):
+        x = i * abs(shot.speed)
+        x = x if shot.speed >= 0 else margin - 2 - x
+        m = np.float32([[1, 0, -x], [0, 1, 0]])
+        yield cv2.warpAffine(tex, m, (width, height), flags=cv2.INTER_LINEAR)
+
+
+def join(
+    shots: list[Shot], width: int, height: int, transition: str = "cut", length: int = 0
+) -> list[np.ndarray]:
+    """All frames of shots joined by 'cut', 'fade' (through black) or 'dissolve'.
+
+    A fade takes `length` frames out and `length` in; a dissolve mixes the last
+    `length` frames of one shot with the first `length` of the next.
+    """
+    out: list[np.ndarray] = []
+    for k, shot in enumerate(shots):
+        frames = list(shot_frames(shot, width, height))
+        if k > 0 and transition == "fade":
+            for i in range(length):  # out of the previous shot
+                a = 1 - (i + 1) / length
+                out[-length + i] = (out[-length + i] * a).astype(np.uint8)
+            for i in range(length):
+                frames[i] = (frames[i] * (i / length)).astype(np.uint8)
+        if k > 0 and transition == "dissolve":
+            for i in range(length):
+                a = (i + 1) / (length + 1)
+                out[-length + i] = cv2.addWeighted(out[-length + i], 1 - a, frames[i], a, 0)
+            frames = frames[length:]
+        out += frames
+    return out
+
+
+def write(path, frames, fps: float = 24, **kw) -> str:
+    write_video(path, frames, fps, **kw)
+    return str(path)
