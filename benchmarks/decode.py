@@ -29,8 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curate.encode import write_video  # noqa: E402
-from curate.video import DecodeOptions, VideoReader  # noqa: E402
+from curate.encode import write_video
+from curate.video import DecodeOptions, VideoReader
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 
@@ -39,8 +39,11 @@ def make_video(path: Path, width: int, height: int, seconds: float, fps: int = 3
     """A detailed texture panned diagonally: realistic decode cost, no static frames."""
     rng = np.random.default_rng(0)
     w, h = width * 2, height * 2
-    tex = cv2.resize((rng.random((h // 8, w // 8, 3)) * 255).astype(np.uint8), (w, h),
-                     interpolation=cv2.INTER_CUBIC)
+    tex = cv2.resize(
+        (rng.random((h // 8, w // 8, 3)) * 255).astype(np.uint8),
+        (w, h),
+        interpolation=cv2.INTER_CUBIC,
+    )
     n = int(seconds * fps)
 
     def frames():
@@ -110,8 +113,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="lvd-decode-bench-"))
     files = list(args.files)
     if not files:
-        files = [make_video(tmp / "pan_360p.mp4", 640, 360, args.seconds),
-                 make_video(tmp / "pan_720p.mp4", 1280, 720, args.seconds)]
+        files = [
+            make_video(tmp / "pan_360p.mp4", 640, 360, args.seconds),
+            make_video(tmp / "pan_720p.mp4", 1280, 720, args.seconds),
+        ]
         if SHARED.is_dir():
             files += sorted(p for p in SHARED.rglob("*") if p.suffix in (".mp4", ".webm"))
 
@@ -128,8 +133,10 @@ def main() -> None:
             info = r.info
         label = f"{path.name[:22]} {info.width}x{info.height}"
         print(f"{label:34s} " + " ".join(f"{best[m]:13.0f}" for m in METHODS))
-        print(f"{'  ratio to pyav-raw':34s} "
-              + " ".join(f"{best[m] / best['pyav-raw']:13.2f}" for m in METHODS))
+        print(
+            f"{'  ratio to pyav-raw':34s} "
+            + " ".join(f"{best[m] / best['pyav-raw']:13.2f}" for m in METHODS)
+        )
 
 
 if __name__ == "__main__":

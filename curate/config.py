@@ -125,6 +125,33 @@ class TextConfig:
 
 
 @dataclass
+class PipelineConfig:
+    videos_per_shard: int = 64
+    """Videos whose rows go into one Parquet shard (clips of a video never split)."""
+    flush_s: float = 300.0
+    """Write a shard at least this often, so a killed run loses little work."""
+    analysis_cpus: float = 1.0
+    """CPUs each analysis task (decode + shots + motion of one video) reserves."""
+    actor_cpus: float = 0.0
+    """CPUs each model-stage actor reserves; 0 shares the CPUs of the analysis tasks
+    (right for GPU actors and tiny models). Raise it for real models on CPU-only nodes."""
+    actor_gpus: float = 1.0
+    """GPUs each model-stage actor takes when the cluster has GPUs."""
+    max_actors: int = 1
+    """Most actors per model stage (the pool scales between 1 and this)."""
+
+    def __post_init__(self):
+        _positive("videos_per_shard", self.videos_per_shard)
+        _positive("flush_s", self.flush_s)
+        _positive("analysis_cpus", self.analysis_cpus)
+        if self.actor_cpus < 0:
+            raise ValueError(f"actor_cpus must be >= 0, got {self.actor_cpus}")
+        if self.actor_gpus < 0:
+            raise ValueError(f"actor_gpus must be >= 0, got {self.actor_gpus}")
+        _positive("max_actors", self.max_actors)
+
+
+@dataclass
 class CurateConfig:
     """Everything `lvd curate` needs to know about how to analyse a corpus."""
 
@@ -135,6 +162,7 @@ class CurateConfig:
     caption: CaptionConfig = field(default_factory=CaptionConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
 
 def default() -> CurateConfig:

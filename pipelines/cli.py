@@ -32,6 +32,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _AppendRule(argparse.Action):
+    """Collect filter rules as (op, 'COL=V') in command-line order: rules apply in order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        op = option_string.lstrip("-").replace("-", "_")
+        namespace.rules = [*namespace.rules, (op, values)]
+
+
 def _add_config_args(p: argparse.ArgumentParser, presets: str) -> None:
     p.add_argument("--preset", default="default", help=f"named config preset ({presets})")
     p.add_argument("--config", metavar="FILE", help="YAML or TOML file of config keys")
@@ -73,13 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("filter", help=COMMANDS["filter"][1], description=COMMANDS["filter"][1])
     p.add_argument("input", metavar="IN", help="a curated (or filtered) run folder")
     p.add_argument("--out", required=True, help="folder for the kept clips and run.json")
+    p.set_defaults(rules=[])
     for flag, meaning in (
         ("--min", "keep rows with COL >= V"),
         ("--max", "keep rows with COL <= V"),
-        ("--drop-bottom", "drop the lowest FRACTION of COL"),
-        ("--drop-top", "drop the highest FRACTION of COL"),
+        ("--drop-bottom", "drop the lowest FRACTION of COL (percentile cut)"),
+        ("--drop-top", "drop the highest FRACTION of COL (percentile cut)"),
     ):
-        p.add_argument(flag, action="append", default=[], metavar="COL=V", help=meaning)
+        p.add_argument(flag, action=_AppendRule, dest="rules", metavar="COL=V", help=meaning)
     p.add_argument(
         "--dedup",
         type=float,

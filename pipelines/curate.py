@@ -1,0 +1,278 @@
+"""`lvd curate`: a Ray Data pipeline from raw videos to atomic, resumable clip shards.
+
+    inputs -> analysis (CPU task per video: decode once, shots, motion, keyframes)
+           -> caption -> clip -> text (actor pools, model loaded once per actor)
+           -> driver: group rows by video, write shards (clips first, then videos)
+
+The driver consumes the stream and writes the shards itself so that a video's clips
+and its commit record land together (see pipelines/shards.py); the rows are small
+(keyframe JPEGs and scores), never decoded video.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate.config import PRESETS, CurateConfig
+from pipelines import shards
+from pipelines.config import build, describe, to_dict
+from pipelines.errors import UsageError
+from pipelines.inputs import InputItem, list_inputs
+from pipelines.runinfo import read_run_json, write_run_json
+from pipelines.stages import FLOW_SCHEMA, STAGE_COLUMNS, ModelStageActor, analyze_batch
+from pipelines.stages import input_video_id as _input_video_id
+
+ALL_STAGES = ("shots", "motion", "caption", "clip", "text")
+
+
+def parse_stages(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in names if s not in ALL_STAGES]
+    if unknown:
+        raise UsageError(
+            f"unknown stage {unknown[0]!r} in --stages (choose from {', '.join(ALL_STAGES)})"
+        )
+    return [s for s in ALL_STAGES if s in names or s == "shots"]
+
+
+@dataclass
+class RunStats:
+    videos: int = 0
+    videos_ok: int = 0
+    clips: int = 0
+    errors_by_kind: collections.Counter = field(default_factory=collections.Counter)
+    stage_s: collections.Counter = field(default_factory=collections.Counter)
+    shards: list[str] = field(default_factory=list)
+
+
+class ShardAssembler:
+    """Collect flow rows until each video is whole, then write shards of whole videos."""
+
+    def __init__(self, out: Path, videos_per_shard: int, flush_s: float):
+        self.out = out
+        self.videos_per_shard = videos_per_shard
+        self.flush_s = flush_s
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.ready_videos: list[pa.Table] = []
+        self.ready_clips: list[pa.Table] = []
+        self.ready_count = 0
+        self.last_flush = time.monotonic()
+        self.stats = RunStats()
+
+    def add(self, table: pa.Table) -> int:
+        """Take a batch of flow rows; returns how many videos it completed."""
+        done = 0
+        kinds = table["row_kind"].to_pylist()
+        vids = table["video_id"].to_pylist()
+        for i, (kind, vid) in enumerate(zip(kinds, vids, strict=True)):
+            entry = self.pending.setdefault(vid, {"video": None, "clips": []})
+            if kind == "video":
+                entry["video"] = table.slice(i, 1)
+            else:
+                entry["clips"].append(table.slice(i, 1))
+            video = entry["video"]
+            if video is not None and len(entry["clips"]) == video["num_clips"][0].as_py():
+                self._complete(vid)
+                done += 1
+        if self.ready_count >= self.videos_per_shard or (
+            self.ready_count and time.monotonic() - self.last_flush > self.flush_s
+        ):
+            self.flush()
+        return done
+
+    def _complete(self, vid: str) -> None:
+        entry = self.pending.pop(vid)
+        video = entry["video"]
+        self.ready_videos.append(video)
+        self.ready_clips += entry["clips"]
+        self.ready_count += 1
+        s = self.stats
+        s.videos += 1
+        status, kind = video["status"][0].as_py(), video["error_kind"][0].as_py()
+        if status == "ok":
+            s.videos_ok += 1
+        else:
+            s.errors_by_kind[kind] += 1
+        s.clips += len(entry["clips"])
+        s.stage_s["analysis"] += video["analysis_s"][0].as_py() or 0.0
+        for clip in entry["clips"]:
+            for name in STAGE_COLUMNS:
+                s.stage_s[name] += clip[f"{name}_s"][0].as_py() or 0.0
+
+    def flush(self) -> None:
+        if not self.ready_count:
+            return
+        videos = pa.concat_tables(self.ready_videos).select(shards.VIDEO_SCHEMA.names)
+        clips = (
+            pa.concat_tables(self.ready_clips) if self.ready_clips else FLOW_SCHEMA.empty_table()
+        ).select(shards.CLIP_SCHEMA.names)
+        name = shards.next_shard_name(self.out)
+        shards.write_shard(self.out, name, videos, clips)
+        self.stats.shards.append(name)
+        self.ready_videos, self.ready_clips, self.ready_count = [], [], 0
+        self.last_flush = time.monotonic()
+
+
+def curate_videos(
+    items: list[InputItem],
+    cfg: CurateConfig,
+    stages: list[str],
+    out: Path,
+    *,
+    ray_address: str | None = None,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    progress: bool = True,
+) -> RunStats:
+    """Run the pipeline over `items` (videos not yet recorded in `out`) and write shards."""
+    from tqdm import tqdm
+
+    assembler = ShardAssembler(out, cfg.pipeline.videos_per_shard, cfg.pipeline.flush_s)
+    if not items:
+        return assembler.stats
+    from pipelines.ray_env import start_ray
+
+    ray = start_ray(ray_address, num_cpus, num_gpus)
+    has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+    ds = ray.data.from_items(
+        [{"video_path": it.path, "caption": it.caption} for it in items],
+        override_num_blocks=len(items),  # one video per task: videos are the unit of work
+    )
+    ds = ds.map_batches(
+        analyze_batch,
+        batch_size=1,
+        batch_format="pyarrow",
+        fn_kwargs={"cfg": cfg, "motion": "motion" in stages},
+        num_cpus=cfg.pipeline.analysis_cpus,
+    )
+    for name in STAGE_COLUMNS:
+        if name not in stages:
+            continue
+        ds = ds.map_batches(
+            ModelStageActor,
+            fn_constructor_args=(name, cfg),
+            batch_size=getattr(cfg, name).batch_size,
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.pipeline.max_actors),
+            num_cpus=cfg.pipeline.actor_cpus,
+            num_gpus=cfg.pipeline.actor_gpus if has_gpu else 0,
+        )
+    bar = tqdm(
+        total=len(items),
+        unit="video",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
+    try:
+        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            bar.update(assembler.add(batch))
+            s = assembler.stats
+            bar.set_postfix(clips=s.clips, errors=s.videos - s.videos_ok, refresh=False)
+    except Exception as e:
+        assembler.flush()  # whole videos already done are kept
+        _raise_model_load_error(e)
+        raise
+    finally:
+        bar.close()
+    assembler.flush()
+    return assembler.stats
+
+
+def _raise_model_load_error(e: BaseException) -> None:
+    """A model that cannot load fails inside an actor; say so in one line."""
+    try:
+        from curate.errors import ModelLoadError
+    except ImportError:  # model stages not installed in this build
+        return
+
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ModelLoadError):
+            raise UsageError(str(e)) from None
+        cause = getattr(e, "cause", None)
+        e = cause if isinstance(cause, BaseException) else (e.__cause__ or e.__context__)
+
+
+def totals(out: Path) -> dict[str, Any]:
+    """Counts over every shard in the run folder (all reruns together)."""
+    videos = shards.read_table(out / "videos", ["status", "error_kind", "num_clips"])
+    if videos.num_rows == 0:
+        return {"videos": 0, "videos_ok": 0, "videos_error": 0, "clips": 0, "errors_by_kind": {}}
+    ok = pc.sum(pc.equal(videos["status"], "ok")).as_py() or 0
+    kinds = collections.Counter(k for k in videos["error_kind"].to_pylist() if k)
+    return {
+        "videos": videos.num_rows,
+        "videos_ok": ok,
+        "videos_error": videos.num_rows - ok,
+        "clips": pc.sum(videos["num_clips"]).as_py() or 0,
+        "errors_by_kind": dict(kinds),
+    }
+
+
+def run(args) -> int:
+    cfg = build(PRESETS, args.preset, args.config, args.overrides)
+    if args.help_config:
+        print("\n".join(describe(CurateConfig)))
+        return 0
+    stages = parse_stages(args.stages)
+    inputs = list_inputs(args.inputs)
+    out = Path(args.out)
+    started = time.time()
+    recorded = shards.prepare(out)
+    todo = [it for it in inputs.items if _input_video_id(it.path) not in recorded]
+    skipped = len(inputs.items) - len(todo)
+    if args.limit is not None:
+        todo = todo[: args.limit]
+    print(
+        f"lvd curate: {len(inputs.items)} videos listed, {skipped} already in {out}, "
+        f"{len(todo)} to do; stages {','.join(stages)}",
+        file=sys.stderr,
+    )
+    stats = curate_videos(
+        todo,
+        cfg,
+        stages,
+        out,
+        ray_address=args.ray_address,
+        num_cpus=args.num_cpus,
+        num_gpus=args.num_gpus,
+    )
+    previous = read_run_json(out).get("runs", [])
+    this_run = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "wall_s": round(time.time() - started, 3),
+        "inputs": args.inputs,
+        "stages": stages,
+        "preset": args.preset,
+        "videos_listed": len(inputs.items),
+        "skipped_non_video": inputs.skipped_non_video,
+        "skipped_already_done": skipped,
+        "videos_processed": stats.videos,
+        "videos_ok": stats.videos_ok,
+        "clips": stats.clips,
+        "errors_by_kind": dict(stats.errors_by_kind),
+        "stage_time_s": {k: round(v, 3) for k, v in stats.stage_s.items()},
+        "shards_written": stats.shards,
+    }
+    total = totals(out)
+    write_run_json(
+        out, {"command": "curate", "config": to_dict(cfg), **total, "runs": [*previous, this_run]}
+    )
+    print(
+        f"lvd curate: {stats.videos} videos ({stats.videos_ok} ok, "
+        f"{stats.videos - stats.videos_ok} errors), {stats.clips} clips this run; "
+        f"{total['clips']} clips in {out / 'clips'}",
+        file=sys.stderr,
+    )
+    return 0

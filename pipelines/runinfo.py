@@ -1,0 +1,52 @@
+"""run.json: the machine-readable summary every `lvd` command writes beside its output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+PACKAGES = (
+    "lvd",
+    "torch",
+    "torchvision",
+    "ray",
+    "av",
+    "scenedetect",
+    "opencv-python-headless",
+    "open_clip_torch",
+    "transformers",
+    "pyarrow",
+    "numpy",
+)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def write_run_json(folder: Path, info: dict[str, Any]) -> Path:
+    """Write folder/run.json atomically, with versions and a timestamp added."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(), **info}
+    path = folder / "run.json"
+    tmp = folder / f".run.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_run_json(folder: Path) -> dict[str, Any]:
+    path = folder / "run.json"
+    return json.loads(path.read_text()) if path.is_file() else {}

@@ -1,0 +1,128 @@
+"""Parquet shards of a run: schemas, atomic writes, and what a rerun may skip.
+
+A run folder holds OUT/videos/part-*.parquet (one row per input file) and
+OUT/clips/part-*.parquet (one row per clip). A shard is written to a hidden temporary
+name and renamed into place, so readers never see half a file. The clips shard of a
+batch of videos is renamed first and its videos shard second: a videos row is the
+commit record of that video, so a rerun skips exactly the videos that have one and
+deletes any clips shard whose videos shard never landed (the driver died between the
+two renames). Nothing is lost and nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+VIDEO_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("video_path", pa.string()),
+        ("size_bytes", pa.int64()),
+        ("duration_s", pa.float64()),
+        ("fps", pa.float64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("codec", pa.string()),
+        ("num_frames", pa.int64()),
+        ("rotation", pa.int32()),
+        ("has_audio", pa.bool_()),
+        ("is_vfr", pa.bool_()),
+        ("status", pa.string()),  # 'ok' | 'error'
+        ("error", pa.string()),  # null or a one-line reason
+        ("error_kind", pa.string()),  # VideoError kind, 'timeout', 'crashed' or 'internal'
+        ("num_clips", pa.int32()),
+        ("analysis_s", pa.float64()),  # wall time of decode + shots + motion
+    ]
+)
+
+CLIP_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("video_id", pa.string()),
+        ("video_path", pa.string()),
+        ("start_frame", pa.int64()),
+        ("end_frame", pa.int64()),  # exclusive
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("fps", pa.float64()),
+        ("num_frames", pa.int64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("shot_index", pa.int32()),
+        ("transition_in", pa.string()),
+        ("transition_out", pa.string()),
+        ("motion_score", pa.float32()),
+        ("motion_p90", pa.float32()),
+        ("aesthetic_score", pa.float32()),
+        ("text_score", pa.float32()),
+        ("text_area", pa.float32()),
+        ("caption", pa.string()),
+        ("caption_source", pa.string()),
+        ("clip_embedding", pa.list_(pa.float16())),
+        ("keyframe_frames", pa.list_(pa.int64())),
+        ("keyframes", pa.list_(pa.binary())),  # encoded images: first, middle, last
+    ]
+)
+
+
+def shard_dirs(out: Path) -> tuple[Path, Path]:
+    return out / "videos", out / "clips"
+
+
+def write_atomic(table: pa.Table, path: Path) -> None:
+    """Write to a hidden temporary file in the same folder, fsync, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_shard(out: Path, name: str, videos: pa.Table, clips: pa.Table) -> None:
+    """One shard: clips first, then the videos rows that commit them."""
+    videos_dir, clips_dir = shard_dirs(out)
+    write_atomic(clips.cast(CLIP_SCHEMA), clips_dir / f"{name}.parquet")
+    write_atomic(videos.cast(VIDEO_SCHEMA), videos_dir / f"{name}.parquet")
+
+
+def prepare(out: Path) -> set[str]:
+    """Make the run folder and clean what a killed run left; return recorded video ids."""
+    videos_dir, clips_dir = shard_dirs(out)
+    videos_dir.mkdir(parents=True, exist_ok=True)
+    clips_dir.mkdir(parents=True, exist_ok=True)
+    for d in (videos_dir, clips_dir):
+        for tmp in d.glob(".*.tmp"):
+            tmp.unlink()
+    committed = {p.name for p in videos_dir.glob("part-*.parquet")}
+    for p in clips_dir.glob("part-*.parquet"):
+        if p.name not in committed:
+            p.unlink()  # its videos shard never landed: those videos will be redone
+    recorded: set[str] = set()
+    for p in sorted(videos_dir.glob("part-*.parquet")):
+        recorded.update(pq.read_table(p, columns=["video_id"])["video_id"].to_pylist())
+    return recorded
+
+
+def next_shard_name(out: Path) -> str:
+    """part-NNNNN numbered after the highest existing shard (reruns append)."""
+    videos_dir, _ = shard_dirs(out)
+    numbers = [
+        int(p.stem.split("-")[1])
+        for p in videos_dir.glob("part-*.parquet")
+        if p.stem.split("-")[1].isdigit()
+    ]
+    return f"part-{(max(numbers) + 1 if numbers else 0):05d}"
+
+
+def read_table(folder: Path, columns: list[str] | None = None) -> pa.Table:
+    """All shards of one kind (videos/ or clips/) as one table, in shard order."""
+    files = sorted(folder.glob("part-*.parquet"))
+    if not files:
+        return pa.table({})
+    return pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
