@@ -9,6 +9,7 @@ the short side is `short_side` (or at full size when it is None).
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 
@@ -30,7 +31,7 @@ def read_frames_at(
     """
     if len(times_s) == 0:
         raise ValueError("times_s is empty")
-    if any(b < a for a, b in zip(times_s, times_s[1:], strict=False)):
+    if any(b < a for a, b in itertools.pairwise(times_s)):
         raise ValueError("times_s must be increasing")
     container = _open(path, timeout_s)
     try:
