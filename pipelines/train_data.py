@@ -1,0 +1,235 @@
+"""Training data from clip shards: rules, span decoding, buckets, exact-resume batches.
+
+Clips are read from a curated or filtered run folder through the same rules as
+`lvd filter` (each training stage has its own). A sample decodes only its clip's span at
+the stage's frame rate (curate/clip_reader.py), scales it to cover a bucket's size and
+crops it. Buckets group clips by aspect ratio; each bucket has its own batch size so
+every batch holds about the same number of pixels (Sora/Open-Sora's bucketing).
+
+Batches are a pure function of (seed, epoch, batch index): a run resumed at a data
+position sees exactly the batches the uninterrupted run would have seen, and under DDP
+every rank takes its slice of the same global batch, so N processes at batch B/N equal
+one process at batch B.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from curate.clip_reader import read_frames_at
+from curate.filtering import Rule, keep_mask, parse_rule, resolve_thresholds
+from curate.video import VideoError
+from pipelines.errors import UsageError
+
+log = logging.getLogger("lvd.train")
+
+COLUMNS = ["clip_id", "video_path", "start_s", "end_s", "fps", "width", "height", "caption"]
+
+
+@dataclass(frozen=True)
+class ClipRow:
+    clip_id: str
+    video_path: str
+    start_s: float
+    end_s: float
+    width: int
+    height: int
+    caption: str
+
+
+def parse_rules(texts: list[str]) -> list[Rule]:
+    """Rules as strings, `OP COL=V` (e.g. 'drop_bottom aesthetic_score=0.25')."""
+    rules = []
+    for text in texts:
+        op, _, spec = text.strip().partition(" ")
+        try:
+            rules.append(parse_rule(op.replace("-", "_"), spec.strip()))
+        except ValueError as e:
+            raise UsageError(f"data rule {text!r}: {e}") from None
+    return rules
+
+
+def load_clips(folder: Path, rules: list[Rule]) -> list[ClipRow]:
+    """Every clip of a run folder that passes `rules`, in shard order."""
+    files = sorted((Path(folder) / "clips").glob("part-*.parquet"))
+    if not files:
+        raise UsageError(f"no clip shards in {Path(folder) / 'clips'} (run lvd curate first)")
+    needed = sorted(set(COLUMNS) | {r.column for r in rules})
+    have = set(pq.read_schema(files[0]).names)
+    missing = [c for c in needed if c not in have]
+    if missing:
+        raise UsageError(f"clip shards in {folder} lack column {missing[0]!r}")
+    table = pa.concat_tables(pq.read_table(f, columns=needed) for f in files)
+    values = {
+        r.column: table[r.column].to_numpy(zero_copy_only=False).astype(np.float64) for r in rules
+    }
+    try:
+        thresholds = resolve_thresholds(rules, values)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    keep, _ = keep_mask(rules, thresholds, values, table.num_rows)
+    table = table.filter(pa.array(keep))
+    return [
+        ClipRow(
+            r["clip_id"],
+            r["video_path"],
+            r["start_s"],
+            r["end_s"],
+            r["width"],
+            r["height"],
+            r["caption"] or "",
+        )
+        for r in table.select(COLUMNS).to_pylist()
+    ]
+
+
+def bucket_for(width: int, height: int, buckets: list[tuple[int, int]]) -> int:
+    """The bucket (height, width) whose aspect ratio is closest in log space."""
+    aspect = math.log(max(width, 1) / max(height, 1))
+    return min(
+        range(len(buckets)), key=lambda i: abs(math.log(buckets[i][1] / buckets[i][0]) - aspect)
+    )
+
+
+def cover_crop(
+    frames: np.ndarray, height: int, width: int, rng: np.random.Generator | None
+) -> np.ndarray:
+    """Scale (T, H, W, 3) frames to cover height x width, then crop (random or centre)."""
+    h, w = frames.shape[1:3]
+    s = max(height / h, width / w)
+    nh, nw = max(height, round(h * s)), max(width, round(w * s))
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    scaled = np.stack([cv2.resize(f, (nw, nh), interpolation=interp) for f in frames])
+    y = int(rng.integers(0, nh - height + 1)) if rng is not None else (nh - height) // 2
+    x = int(rng.integers(0, nw - width + 1)) if rng is not None else (nw - width) // 2
+    return scaled[:, y : y + height, x : x + width]
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Samples of `frames` frames at `fps` from clips, cropped to their bucket.
+
+    Indexing takes (index, epoch): the clip window and crop come from an RNG seeded by
+    (seed, epoch, index), so a sample is the same in any worker, rank or resumed run.
+    """
+
+    def __init__(
+        self,
+        clips: list[ClipRow],
+        frames: int,
+        fps: float,
+        buckets: list[tuple[int, int]],
+        seed: int = 0,
+        random_crop: bool = True,
+    ):
+        span = (frames - 1) / fps
+        self.clips = [c for c in clips if c.end_s - c.start_s >= span]
+        if not self.clips:
+            raise UsageError(
+                f"no clip is long enough for {frames} frames at {fps:g} fps ({span:.2f} s)"
+            )
+        self.frames, self.fps, self.buckets, self.seed = frames, fps, buckets, seed
+        self.random_crop = random_crop
+        self.bucket_of = [bucket_for(c.width, c.height, buckets) for c in self.clips]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        index, epoch = key
+        for attempt in range(len(self.clips)):
+            i = (index + attempt) % len(self.clips)
+            if self.bucket_of[i] != self.bucket_of[index]:
+                continue  # a replacement must fit the batch's bucket
+            try:
+                return self._load(i, epoch)
+            except VideoError as e:
+                log.warning("skipping clip %s: %s", self.clips[i].clip_id, e)
+        raise RuntimeError("no readable clip in this bucket")
+
+    def _load(self, i: int, epoch: int) -> dict:
+        clip = self.clips[i]
+        rng = np.random.default_rng([self.seed, epoch, i])
+        span = (self.frames - 1) / self.fps
+        start = clip.start_s + rng.uniform(0, max(0.0, clip.end_s - clip.start_s - span))
+        times = [start + k / self.fps for k in range(self.frames)]
+        h, w = self.buckets[self.bucket_of[i]]
+        frames = read_frames_at(clip.video_path, times, short_side=None)
+        frames = cover_crop(frames, h, w, rng if self.random_crop else None)
+        video = torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 127.5 - 1.0
+        return {"video": video, "caption": clip.caption, "clip_id": clip.clip_id}  # (C, T, H, W)
+
+
+def collate(samples: list[dict]) -> dict:
+    return {
+        "video": torch.stack([s["video"] for s in samples]),  # (B, C, T, H, W)
+        "caption": [s["caption"] for s in samples],
+        "clip_id": [s["clip_id"] for s in samples],
+    }
+
+
+class BucketBatchSampler:
+    """Global batches by bucket, in a seeded order; each rank yields its slice.
+
+    Position (epoch, batch) is the data position saved in checkpoints: iteration can
+    start at any position and continues exactly as an uninterrupted run would.
+    """
+
+    def __init__(
+        self,
+        bucket_of: list[int],
+        batch_sizes: list[int],
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        for b in batch_sizes:
+            if b % world_size:
+                raise UsageError(f"batch size {b} is not divisible by {world_size} processes")
+        self.bucket_of, self.batch_sizes = bucket_of, batch_sizes
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch, self.batch = 0, 0
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        batches = []
+        for b, size in enumerate(self.batch_sizes):
+            idx = np.array([i for i, k in enumerate(self.bucket_of) if k == b])
+            if len(idx) < size:
+                continue
+            idx = np.random.default_rng([self.seed, epoch, b]).permutation(idx)
+            batches += [idx[j : j + size].tolist() for j in range(0, len(idx) - size + 1, size)]
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(batches))
+        return [batches[k] for k in order]
+
+    def batches_per_epoch(self) -> int:
+        return len(self.epoch_batches(0))  # the same every epoch: only the order changes
+
+    def set_position(self, batches_done: int) -> None:
+        """Start after `batches_done` global batches (the data position of a checkpoint)."""
+        per_epoch = self.batches_per_epoch()
+        if per_epoch == 0:
+            raise UsageError(
+                "no bucket has enough clips for one batch; lower the batch size or add data"
+            )
+        self.epoch, self.batch = divmod(batches_done, per_epoch)
+
+    def __iter__(self):
+        while True:
+            batches = self.epoch_batches(self.epoch)
+            if not batches:
+                raise UsageError(
+                    "no bucket has enough clips for one batch; lower the batch size or add data"
+                )
+            while self.batch < len(batches):
+                global_batch = batches[self.batch]
+                self.batch += 1
+                yield [(i, self.epoch) for i in global_batch[self.rank :: self.world_size]]
+            self.epoch, self.batch = self.epoch + 1, 0
