@@ -81,7 +81,7 @@ class CaptionStage:
         self._warned_bad_rows = False
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        keyframes = column(batch, "keyframes", len(batch["keyframes"]))
+        keyframes = list(batch["keyframes"])
         n = len(keyframes)
         captions = column(batch, "caption", n)
         sources = column(batch, "caption_source", n)

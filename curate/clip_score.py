@@ -103,7 +103,7 @@ class ClipStage:
         self._warned_bad_rows = False
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        keyframes = column(batch, "keyframes", len(batch["keyframes"]))
+        keyframes = list(batch["keyframes"])
         n = len(keyframes)
         embedding_sums = np.zeros((n, self.embed_dim), np.float64)
         score_sums = np.zeros(n, np.float64)

@@ -122,6 +122,7 @@ def build_tiny_blip(folder: Path) -> None:
         text_config=dict(
             vocab_size=len(vocab),
             encoder_hidden_size=32,
+            initializer_range=0.5,
             max_position_embeddings=64,
             bos_token_id=vocab.index("[DEC]"),
             eos_token_id=vocab.index("[SEP]"),
