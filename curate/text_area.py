@@ -36,8 +36,9 @@ def box_area_fraction(boxes: np.ndarray, height: int, width: int) -> float:
         return 0.0
     scale = min(1.0, MASK_LONG_SIDE / max(height, width))
     mask = np.zeros((max(1, round(height * scale)), max(1, round(width * scale))), np.uint8)
-    polygons = [np.round(np.asarray(b, np.float64) * scale).astype(np.int32) for b in boxes]
-    cv2.fillPoly(mask, polygons, 1)
+    for box in boxes:
+        # One polygon per call: fillPoly given several at once cancels their overlaps.
+        cv2.fillPoly(mask, [np.round(np.asarray(box, np.float64) * scale).astype(np.int32)], 1)
     return float(mask.mean())
 
 
