@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import tempfile
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -51,9 +52,10 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
     """One TCP connect to the hub, remembered for the process (one probe per worker)."""
     if env_offline():
         return False
-    host = os.environ.get("HF_ENDPOINT", f"https://{HUB_HOST}").split("//")[-1].split("/")[0]
+    endpoint = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or f"https://{HUB_HOST}")
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
     try:
-        with socket.create_connection((host.split(":")[0], 443), timeout=timeout_s):
+        with socket.create_connection((endpoint.hostname or HUB_HOST, port), timeout=timeout_s):
             return True
     except OSError:
         return False
