@@ -102,3 +102,24 @@ def test_detector_boxes_lie_on_the_text():
 )
 def test_box_area_fraction_is_the_union_share(boxes, expected):
     assert box_area_fraction(np.array(boxes), 100, 100) == pytest.approx(expected, abs=0.02)
+
+
+def test_text_overlays_of_a_real_video_match_the_ground_truth(shared_videos, stage):
+    import json
+
+    from curate.video import VideoReader
+
+    truth = json.loads((shared_videos / "truth.json").read_text())["big_buck_bunny_0_30.webm"]
+    with_text = [500, 540, 610, 700]  # inside the overlays truth lists (489-550, 598-710)
+    without = [60, 250, 420, 470, 580]  # landscape, bird shots and the gap between overlays
+    assert all(any(s <= i <= e for s, e in truth["text"]) for i in with_text)
+    assert not any(s <= i <= e for s, e in truth["text"] for i in without)
+    wanted, frames = set(with_text + without), {}
+    for frame in VideoReader(shared_videos / "big_buck_bunny_0_30.webm"):
+        if frame.index in wanted:
+            frames[frame.index] = encode_image(frame.rgb(256))
+        if frame.index >= max(wanted):
+            break
+    area = stage({"keyframes": [[frames[i]] for i in with_text + without]})["text_area"]
+    assert (area[: len(with_text)] > 0.02).all()
+    assert (area[len(with_text) :] == 0).all()
