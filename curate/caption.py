@@ -8,9 +8,9 @@ by default) with an instruction. Both load through `AutoProcessor` and
 `AutoModelForImageTextToText.from_pretrained`, so a hub id and a local folder (the tiny
 test models too) take the same path. A caption that came with the input is kept.
 
-Decoding is greedy, so captions are deterministic, and rows are batched only with rows
-whose prompts have the same length: no padding enters the computation, which keeps a
-row's caption the same whatever batch it lands in.
+Decoding is greedy, so captions are deterministic. A VLM row is batched only with rows
+whose frames have the same sizes, hence prompts of the same length: no padding enters
+the computation, which keeps a row's caption the same whatever batch it lands in.
 """
 
 from __future__ import annotations
@@ -100,9 +100,14 @@ class CaptionStage:
             if images is None:
                 bad_rows += 1
                 continue
-            images = spread(images, self.cfg.vlm_frames) if self.source == VLM else [middle(images)]
-            # Same sizes and frame count -> same prompt length: these rows batch unpadded.
-            groups.setdefault(tuple(im.size for im in images), []).append((i, images))
+            if self.source == VLM:
+                images = spread(images, self.cfg.vlm_frames)
+                # Same sizes and frame count -> same prompt length: these rows batch unpadded.
+                key = tuple(im.size for im in images)
+            else:
+                # Image captioners resize to one input size and take no prompt: one group.
+                images, key = [middle(images)], ()
+            groups.setdefault(key, []).append((i, images))
         if bad_rows and not self._warned_bad_rows:
             log.warning("caption: %d row(s) with undecodable keyframes get no caption", bad_rows)
             self._warned_bad_rows = True

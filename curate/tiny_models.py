@@ -11,6 +11,7 @@ renamed), so concurrent workers can call `ensure_tiny_models` safely.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -81,7 +82,7 @@ def _ensure(folder: Path, build: Callable[[Path], None]) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
     try:
         # A private RNG stream: building models never shifts the caller's random state.
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), _quiet_transformers():
             torch.manual_seed(0)
             build(tmp)
         (tmp / ".complete").write_text(VERSION)
@@ -95,6 +96,20 @@ def _ensure(folder: Path, build: Callable[[Path], None]) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """No "Writing model shards" progress bars for models that take milliseconds to save."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def build_tiny_blip(folder: Path) -> None:
