@@ -94,7 +94,7 @@ class KeyframeConfig:
 DEVICES = ("auto", "cpu", "cuda")
 AESTHETIC_URL = (
     "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/"
-    "sac+logos+ava1-l14-linearMSE.pth"
+    "sac%2Blogos%2Bava1-l14-linearMSE.pth"
 )
 
 

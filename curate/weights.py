@@ -78,7 +78,8 @@ def fetch(source: str, what: str, setting: str) -> Path:
         if not path.is_file():
             raise ModelLoadError(f"{what} file {source!r} not found (set {setting})")
         return path
-    dest = cache_root() / "weights" / source.rstrip("/").rsplit("/", 1)[-1]
+    name = urllib.parse.unquote(urllib.parse.urlsplit(source).path.rstrip("/").rsplit("/", 1)[-1])
+    dest = cache_root() / "weights" / name
     if dest.is_file():
         return dest
     if env_offline():

@@ -180,7 +180,31 @@ def test_aesthetic_url_offline_fails_fast_and_a_cached_copy_is_used(monkeypatch,
     monkeypatch.setenv("LVD_CACHE", str(tmp_path))
     with pytest.raises(ModelLoadError, match=r"clip.aesthetic_weights"):
         load_head(AESTHETIC_URL, embed_dim=768)
-    cached = tmp_path / "weights" / AESTHETIC_URL.rsplit("/", 1)[-1]
+    cached = tmp_path / "weights" / "sac+logos+ava1-l14-linearMSE.pth"
     cached.parent.mkdir(parents=True)
     torch.save(known_head(768).state_dict(), cached)
     assert load_head(AESTHETIC_URL, embed_dim=768).input_dim == 768
+
+
+def test_aesthetic_url_is_downloaded_once_into_the_cache(monkeypatch, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    torch.save(known_head(16).state_dict(), served / "my+head.pth")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("LVD_CACHE", str(tmp_path / "cache"))
+    url = f"http://127.0.0.1:{server.server_port}/my%2Bhead.pth"
+    try:
+        assert load_head(url, embed_dim=16).input_dim == 16
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [f.name for f in (tmp_path / "cache" / "weights").iterdir()] == ["my+head.pth"]
+    assert load_head(url, embed_dim=16).input_dim == 16  # server gone: the cached copy
