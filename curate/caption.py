@@ -63,7 +63,7 @@ class CaptionStage:
 
     def __init__(self, cfg: CaptionConfig):
         self.cfg = cfg
-        self.device, self.dtype = resolve_device(cfg.device)
+        self.device, self.dtype = resolve_device(cfg.device, "caption.device")
         vlm = cfg.mode == VLM
         model_id = cfg.vlm_model if vlm else cfg.model
         setting = "caption.vlm_model" if vlm else "caption.model"

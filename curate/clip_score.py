@@ -90,7 +90,7 @@ class ClipStage:
 
     def __init__(self, cfg: ClipConfig):
         self.cfg = cfg
-        self.device, self.dtype = resolve_device(cfg.device)
+        self.device, self.dtype = resolve_device(cfg.device, "clip.device")
         self.model, self.preprocess, self.tokenizer = load_open_clip(
             cfg.model, cfg.pretrained, self.device, self.dtype
         )

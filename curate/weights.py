@@ -30,13 +30,13 @@ def cache_root() -> Path:
     return Path(os.environ.get("LVD_CACHE") or Path.home() / ".cache" / "lvd")
 
 
-def resolve_device(name: str) -> tuple[torch.device, torch.dtype]:
+def resolve_device(name: str, setting: str) -> tuple[torch.device, torch.dtype]:
     """'auto' -> CUDA with fp16 when a GPU is visible, else CPU with fp32."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ModelLoadError(f"device {name!r} asked for but torch sees no CUDA GPU")
+            raise ModelLoadError(f"{setting} is {name!r} but torch sees no CUDA GPU")
         return torch.device(name), torch.float16
     return torch.device("cpu"), torch.float32
 
@@ -47,11 +47,13 @@ def env_offline() -> bool:
     return any((v or "").strip().lower() in ("1", "true", "yes", "on") for v in values)
 
 
+def hub_reachable() -> bool:
+    """False when offline mode is set; else one TCP connect, remembered per process."""
+    return not env_offline() and _probe_hub()
+
+
 @functools.cache
-def hub_reachable(timeout_s: float = 3.0) -> bool:
-    """One TCP connect to the hub, remembered for the process (one probe per worker)."""
-    if env_offline():
-        return False
+def _probe_hub(timeout_s: float = 3.0) -> bool:
     endpoint = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or f"https://{HUB_HOST}")
     port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
     try:
@@ -68,7 +70,7 @@ def is_local(model: str) -> bool:
 def first_line(error: BaseException) -> str:
     text = str(error).strip()
     line = text.splitlines()[0] if text else type(error).__name__
-    return line[:300]
+    return line if len(line) <= 240 else line[:240] + "..."
 
 
 def fetch(source: str, what: str, setting: str) -> Path:

@@ -208,3 +208,9 @@ def test_aesthetic_url_is_downloaded_once_into_the_cache(monkeypatch, tmp_path):
         server.server_close()
     assert [f.name for f in (tmp_path / "cache" / "weights").iterdir()] == ["my+head.pth"]
     assert load_head(url, embed_dim=16).input_dim == 16  # server gone: the cached copy
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_device_without_a_gpu_names_the_setting(tiny):
+    with pytest.raises(ModelLoadError, match=r"clip.device is 'cuda' but torch sees no CUDA GPU"):
+        ClipStage(tiny_config(tiny, device="cuda"))
