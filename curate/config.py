@@ -91,15 +91,45 @@ class KeyframeConfig:
             raise ValueError(f"format must be 'jpeg' or 'png', got {self.format!r}")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+AESTHETIC_URL = (
+    "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/"
+    "sac%2Blogos%2Bava1-l14-linearMSE.pth"
+)
+
+
+def _device(value: str) -> None:
+    if value not in DEVICES and not value.startswith("cuda:"):
+        raise ValueError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {value!r}")
+
+
 @dataclass
 class CaptionConfig:
+    mode: str = "image"
+    """image: caption the middle keyframe with `model`; vlm: caption `vlm_frames` keyframes
+    at once with the multi-frame `vlm_model`."""
     model: str = "Salesforce/blip-image-captioning-large"
-    """Hugging Face id or local path of the image-to-text captioning model."""
+    """Hugging Face id or local folder of the image-to-text model (mode image)."""
+    vlm_model: str = "Qwen/Qwen2-VL-2B-Instruct"
+    """Hugging Face id or local folder of the multi-frame vision-language model (mode vlm)."""
+    vlm_frames: int = 3
+    """Keyframes (evenly spaced over the clip's keyframes) shown to the VLM."""
+    prompt: str = "Describe this video in one sentence."
+    """Instruction given to the VLM with the keyframes (mode vlm)."""
+    max_new_tokens: int = 40
+    """Longest caption in tokens (greedy decoding)."""
     batch_size: int = 8
-    """Keyframes per model call."""
+    """Images per model call (a VLM call takes batch_size // vlm_frames clips, at least one)."""
+    device: str = "auto"
+    """auto (CUDA with fp16 when present, else CPU fp32), cpu, cuda or cuda:N."""
 
     def __post_init__(self):
+        if self.mode not in ("image", "vlm"):
+            raise ValueError(f"mode must be 'image' or 'vlm', got {self.mode!r}")
+        _positive("vlm_frames", self.vlm_frames)
+        _positive("max_new_tokens", self.max_new_tokens)
         _positive("batch_size", self.batch_size)
+        _device(self.device)
 
 
 @dataclass
@@ -108,20 +138,41 @@ class ClipConfig:
     """open_clip model name (or a local folder holding open_clip_config.json)."""
     pretrained: str = "openai"
     """open_clip pretrained tag or a local checkpoint path; empty for random weights."""
+    aesthetic_weights: str = AESTHETIC_URL
+    """LAION improved-aesthetic-predictor head: local .pth/.safetensors path or URL (downloaded
+    once into the cache); its input size must match the CLIP embedding. Empty: no
+    aesthetic_score (NaN)."""
     batch_size: int = 32
-    """Keyframes per model call."""
+    """Keyframes (or captions) per model call."""
+    device: str = "auto"
+    """auto (CUDA with fp16 when present, else CPU fp32), cpu, cuda or cuda:N."""
 
     def __post_init__(self):
         _positive("batch_size", self.batch_size)
+        _device(self.device)
 
 
 @dataclass
 class TextConfig:
-    batch_size: int = 8
-    """Keyframes per detector call."""
+    short_side: int = 256
+    """Short side in pixels at which text is detected (rounded to a multiple of 32)."""
+    box_threshold: float = 0.5
+    """Mean text probability a detected box needs to count (PP-OCR's DB default)."""
+    batch_size: int = 1
+    """Keyframes per detector call (same-size frames are stacked); 1 is fastest on CPU."""
+    threads: int = 0
+    """onnxruntime threads per detector; 0 lets onnxruntime choose."""
+    device: str = "auto"
+    """auto (CUDA when onnxruntime has it, else CPU), cpu, cuda or cuda:N."""
 
     def __post_init__(self):
+        _positive("short_side", self.short_side)
+        if not 0 < self.box_threshold < 1:
+            raise ValueError(f"box_threshold must be in (0, 1), got {self.box_threshold}")
         _positive("batch_size", self.batch_size)
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
+        _device(self.device)
 
 
 @dataclass
@@ -169,4 +220,16 @@ def default() -> CurateConfig:
     return CurateConfig()
 
 
-PRESETS = {"default": default}
+def tiny() -> CurateConfig:
+    """Every model swapped for a tiny random one built locally (offline demos and tests):
+    the data flows through the real loading code, the scores mean nothing."""
+    from curate.tiny_models import ensure_tiny_models  # torch and transformers load here only
+
+    paths = ensure_tiny_models()
+    cfg = CurateConfig()
+    cfg.caption = CaptionConfig(model=paths["caption"], vlm_model=paths["vlm"], max_new_tokens=8)
+    cfg.clip = ClipConfig(model=paths["clip"], pretrained="", aesthetic_weights=paths["aesthetic"])
+    return cfg
+
+
+PRESETS = {"default": default, "tiny": tiny}
