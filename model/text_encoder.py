@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoTokenizer, MT5EncoderModel, T5EncoderModel
-from transformers import UMT5EncoderModel
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    MT5EncoderModel,
+    T5EncoderModel,
+    UMT5EncoderModel,
+)
 
 from model.config import TextEncoderConfig
 

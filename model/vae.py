@@ -19,6 +19,8 @@ multiplied by `scaling_factor`.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -320,7 +322,7 @@ class VAE(nn.Module):
         cache = ChunkCache()
         bounds = [0, *range(1, x.shape[2], step), x.shape[2]]
         outs = []
-        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        for start, end in itertools.pairwise(bounds):
             outs.append(net(x[:, :, start:end], cache))  # (B, C', T_chunk', h', w')
             cache.first_chunk = False
         return torch.cat(outs, dim=2)
