@@ -281,7 +281,9 @@ class VAE(nn.Module):
         `chunked=False`; tiled in space when a side exceeds tile_px (or `tiled=True`)."""
         self._check_video_shape(*video.shape[2:])
         run = self._encode_chunks if chunked else self.encoder
-        moments = self._maybe_tiled(run, video, tiled, self.cfg.tile_px, 1 / self._s)
+        moments = self._maybe_tiled(
+            run, video, tiled, self.cfg.tile_px, self.cfg.tile_overlap_px, 1 / self._s
+        )
         posterior = DiagonalGaussian(moments, self.cfg.logvar_clamp)
         z = posterior.sample(generator) if sample else posterior.mode()
         return z * self.cfg.scaling_factor
@@ -293,18 +295,21 @@ class VAE(nn.Module):
         in [-1, 1] (not clamped)."""
         z = latents / self.cfg.scaling_factor
         run = self._decode_chunks if chunked else self.decoder
-        return self._maybe_tiled(run, z, tiled, self.cfg.tile_px // self._s, self._s)
+        tile, overlap = self.cfg.tile_px // self._s, self.cfg.tile_overlap_px // self._s
+        return self._maybe_tiled(run, z, tiled, tile, overlap, self._s)
 
     @property
     def _s(self) -> int:
         return self.cfg.spatial_downsample
 
-    def _maybe_tiled(self, run, x: torch.Tensor, tiled: bool | None, tile: int, scale: float):
+    @staticmethod
+    def _maybe_tiled(run, x, tiled: bool | None, tile: int, overlap: int, scale: float):
+        # tile and overlap are in x's units (pixels to encode, latent cells to decode).
+        # Tiles see their own GroupNorm statistics, so seams are blended, not exact.
         if tiled is None:
             tiled = max(x.shape[-2:]) > tile
         if not tiled:
             return run(x)
-        overlap = round(self.cfg.tile_overlap_px * min(1.0, scale))
         return tiled_apply(run, x, tile, overlap, scale)
 
     def _encode_chunks(self, video: torch.Tensor) -> torch.Tensor:

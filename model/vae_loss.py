@@ -31,20 +31,30 @@ class Perceptual(nn.Module):
     def __init__(self, weights_path: str = ""):
         super().__init__()
         from torchvision.models import VGG16_Weights, vgg16
+        from torchvision.models.vgg import cfgs, make_layers
 
         try:
             if weights_path:
-                net = vgg16(weights=None)
-                net.load_state_dict(_read_state_dict(Path(weights_path)))
+                # only the conv layers we tap: the file may hold just these
+                features = make_layers(cfgs["D"])[: _VGG_TAPS[-1] + 1]
+                state = _read_state_dict(Path(weights_path))
+                prefix = "features."
+                features.load_state_dict(
+                    {
+                        k[len(prefix) :]: v
+                        for k, v in state.items()
+                        if k.startswith(prefix) and int(k.split(".")[1]) <= _VGG_TAPS[-1]
+                    }
+                )
             else:
-                net = vgg16(weights=VGG16_Weights.IMAGENET1K_V1)
+                features = vgg16(weights=VGG16_Weights.IMAGENET1K_V1).features
         except (OSError, RuntimeError, ValueError) as e:
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise RuntimeError(
                 f"VGG16 weights for the perceptual loss could not be loaded ({reason}); "
                 "set vae.perceptual_weights_path or vae.perceptual_weight=0"
             ) from None
-        self.features = net.features[: _VGG_TAPS[-1] + 1].eval().requires_grad_(False)
+        self.features = features[: _VGG_TAPS[-1] + 1].eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
 
