@@ -68,7 +68,9 @@ def random_cond(
     b, _, t = latents.shape[:3]
     mask = torch.zeros(b, t, dtype=torch.bool)
     if t > 1:
-        tasks = torch.multinomial(torch.tensor(probs), b, replacement=True, generator=generator)
+        tasks = torch.multinomial(
+            torch.tensor(probs, dtype=torch.float), b, replacement=True, generator=generator
+        )
         prefixes = torch.randint(1, t, (b,), generator=generator)
         for i, (task, prefix) in enumerate(zip(tasks.tolist(), prefixes.tolist(), strict=True)):
             mask[i] = frame_mask(TASKS[task], t, prefix)[0]

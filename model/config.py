@@ -195,7 +195,7 @@ class DiffusionConfig:
     logit_std: float = 1.0
     """Std of the logit-normal timestep density (SD3: 1)."""
     shift: float = 0.0
-    """Fixed timestep shift; 0 = shift by token count: sqrt(tokens / shift_base_tokens)."""
+    """Fixed timestep shift; 0 = shift by token count: max(1, sqrt(tokens / shift_base_tokens))."""
     shift_base_tokens: int = 256
     """Token count at which the automatic shift is 1 (SD3: a 256x256 image)."""
     text_drop_rate: float = 0.1
@@ -208,7 +208,7 @@ class DiffusionConfig:
     """Default classifier-free guidance scale (1 = no guidance)."""
 
     def __post_init__(self):
-        self.cond_probs = tuple(self.cond_probs)
+        self.cond_probs = tuple(float(p) for p in self.cond_probs)
         _positive("logit_std", self.logit_std)
         if self.shift < 0:
             raise ValueError(f"shift must be >= 0 (0 = automatic), got {self.shift}")

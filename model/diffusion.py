@@ -38,8 +38,12 @@ def num_tokens(latent_shape: tuple[int, ...], patch_size: tuple[int, int, int]) 
 
 
 def timestep_shift(tokens: int, cfg: DiffusionConfig) -> float:
-    """The shift for a sequence length: cfg.shift if set, else sqrt(tokens / base)."""
-    return cfg.shift if cfg.shift > 0 else math.sqrt(tokens / cfg.shift_base_tokens)
+    """The shift for a sequence length: cfg.shift if set, else sqrt(tokens / base),
+    never below 1 (sequences shorter than the base keep the plain logit-normal; a shift
+    < 1 would starve tiny models of high-noise steps)."""
+    if cfg.shift > 0:
+        return cfg.shift
+    return max(1.0, math.sqrt(tokens / cfg.shift_base_tokens))
 
 
 def shift_timesteps(t: torch.Tensor, shift: float) -> torch.Tensor:
