@@ -9,6 +9,8 @@ encoder happens to emit there; the DiT masks them anyway.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from transformers import (
@@ -41,6 +43,12 @@ class TextEncoder(nn.Module):
         self.cfg = cfg
         device = torch.device(device)
         hint = "download it, or set text_encoder.model to a local T5/UMT5 folder"
+        looks_local = cfg.model.startswith(("/", ".", "~"))
+        if looks_local and not Path(cfg.model).expanduser().is_dir():
+            raise TextEncoderError(
+                f"text encoder folder '{cfg.model}' does not exist: set text_encoder.model "
+                "to a T5/UMT5 id or an existing folder"
+            )
         try:
             hf_config = AutoConfig.from_pretrained(cfg.model)
             model_cls = _ENCODERS.get(hf_config.model_type)
