@@ -79,10 +79,11 @@ class Attention(nn.Module):
         q = rearrange(self.q(x), split, h=self.num_heads)  # (B, heads, S, head_dim)
         kv = self.kv(x if context is None else context)  # (B, S_kv, 2D)
         k, v = (rearrange(part, split, h=self.num_heads) for part in kv.chunk(2, dim=-1))
-        q, k = self.q_norm(q), self.k_norm(k)
+        # norms and rotation in float32 (precise, and the fused RMSNorm kernel needs input
+        # and weight in one dtype under autocast); SDPA then gets one dtype again
+        q, k = self.q_norm(q.float()), self.k_norm(k.float())
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        # autocast leaves the norms in float32; SDPA needs one dtype
         q, k = q.to(v.dtype), k.to(v.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, heads, S, hd)
         return self.proj(rearrange(out, "b h s d -> b s (h d)"))  # (B, S, D)

@@ -163,6 +163,21 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     torch.testing.assert_close(grads[0], grads[1])
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_bf16_autocast_matches_float32(mode):
+    # the CUDA training path runs under bf16 autocast; CPU autocast exercises the same
+    # dtype mixing (float32 norms and RoPE, bf16 matmuls and SDPA)
+    dit = randomize_zero_init(make_dit(mode, gradient_checkpointing=True)).train()
+    x, t, text, mask = inputs()
+    reference = dit(x, t, text, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = dit(x, t, text, mask)
+    assert out.dtype == torch.bfloat16
+    assert (out.float() - reference).abs().max() < 0.02 * reference.abs().max()
+    out.float().square().mean().backward()
+    assert torch.isfinite(dit.blocks[0].attn.q.weight.grad).all()
+
+
 def test_rope_attention_depends_only_on_relative_position():
     head_dim = 32
     cos, sin = rope_3d((4, 4, 4), head_dim)
