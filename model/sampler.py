@@ -40,8 +40,8 @@ def sample_latents(
     text_mask: torch.Tensor | None,
     latent_shape: tuple[int, int, int, int],
     *,
-    steps: int = 50,
-    cfg_scale: float = 6.0,
+    steps: int | None = None,
+    cfg_scale: float | None = None,
     seed: int = 0,
     method: Literal["euler", "heun"] = "euler",
     cond: Cond | None = None,
@@ -54,14 +54,17 @@ def sample_latents(
     latent_shape is (C, T, H, W) (VAE.latent_shape gives it). The seed fixes the initial
     noise (drawn on the CPU, so it is the same on every device). cfg_scale 1 disables
     guidance; the unconditional branch is the null text with the same conditioning
-    frames. The shift comes from `diffusion` (default DiffusionConfig()) and the token
-    count, as in training.
+    frames. steps and cfg_scale default to diffusion.sample_steps and .cfg_scale; the
+    shift comes from `diffusion` (default DiffusionConfig()) and the token count, as in
+    training.
     """
+    diffusion = diffusion or DiffusionConfig()
+    steps = diffusion.sample_steps if steps is None else steps
+    cfg_scale = diffusion.cfg_scale if cfg_scale is None else cfg_scale
     if method not in ("euler", "heun"):
         raise ValueError(f"method must be 'euler' or 'heun', got {method!r}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    diffusion = diffusion or DiffusionConfig()
     device = next(dit.parameters()).device
     b = text_emb.shape[0]
     text_emb = text_emb.to(device)

@@ -156,6 +156,17 @@ def test_guidance_scale_one_is_the_plain_conditional_flow():
     assert (plain - guided).abs().max() > 1e-3
 
 
+def test_steps_and_guidance_default_to_the_diffusion_config():
+    dit = trained_like_dit()
+    emb, mask = text()
+    cfg = DiffusionConfig(sample_steps=3, cfg_scale=2.0)
+    implicit = sample_latents(dit, emb, mask, (16, 2, 4, 4), seed=0, diffusion=cfg)
+    explicit = sample_latents(
+        dit, emb, mask, (16, 2, 4, 4), seed=0, diffusion=cfg, steps=3, cfg_scale=2.0
+    )
+    assert torch.equal(implicit, explicit)
+
+
 def test_given_frames_come_out_exactly():
     dit = trained_like_dit()
     emb, mask = text()
