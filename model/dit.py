@@ -194,6 +194,7 @@ class DiT(nn.Module):
         self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.depth))
         self.final = FinalLayer(cfg)
         self.gradient_checkpointing = cfg.gradient_checkpointing
+        self._rope_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -222,6 +223,20 @@ class DiT(nn.Module):
         for layer in self.final.adaLN, self.final.linear:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+
+    def _rope(
+        self, grid: tuple[int, int, int], num_prefix: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # built on the CPU in float64 and moved once per shape: rebuilding and copying
+        # the tables (18 MB for 17k tokens) every step would cost a host-device transfer
+        key = (grid, num_prefix, str(device))
+        if key not in self._rope_cache:
+            if len(self._rope_cache) >= 16:  # many bucket shapes: keep memory bounded
+                self._rope_cache.clear()
+            self._rope_cache[key] = rope_3d(
+                grid, self.cfg.head_dim, self.cfg.rope_theta, num_prefix, device
+            )
+        return self._rope_cache[key]
 
     def null_text_batch(
         self, batch: int, length: int, device: torch.device | None = None
@@ -291,13 +306,7 @@ class DiT(nn.Module):
 
         expert = self.cfg.text_mode == "expert"
         num_text = text.shape[1]
-        rope = rope_3d(
-            grid,
-            self.cfg.head_dim,
-            self.cfg.rope_theta,
-            num_prefix=num_text if expert else 0,
-            device=x.device,
-        )  # cos, sin: (L + N or N, head_dim)
+        rope = self._rope(grid, num_text if expert else 0, x.device)  # (L + N or N, hd)
         mask = None
         # an all-valid mask is dropped so SDPA can use its fastest (flash) kernel
         if text_mask is not None and not bool(text_mask.all()):
