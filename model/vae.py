@@ -45,8 +45,10 @@ def _is_first(cache: ChunkCache | None) -> bool:
 
 def check_frames(num_frames: int, temporal_downsample: int) -> None:
     """Raise a one-line ValueError unless num_frames = 1 + temporal_downsample * k."""
-    if num_frames < 1 or (num_frames - 1) % temporal_downsample:
-        k = max(0, (num_frames - 1) // temporal_downsample)
+    if num_frames < 1:
+        raise ValueError(f"video has {num_frames} frames; the VAE needs at least 1")
+    if (num_frames - 1) % temporal_downsample:
+        k = (num_frames - 1) // temporal_downsample
         raise ValueError(
             f"video has {num_frames} frames; the VAE needs 1 + {temporal_downsample}k frames "
             f"(first frame alone, then groups of {temporal_downsample}): trim to "
