@@ -12,7 +12,8 @@ Public API (import from the submodules named):
                         .decode(latents) -> video   chunked in time, tiled when large
                         .forward(video) -> (recon, posterior)   training pass
                         .latent_shape(frames, height, width), .num_frames(latent_frames)
-                      check_frames(num_frames, temporal_downsample)
+                      check_frames(num_frames, temporal_downsample);
+                      estimate_scaling_factor(vae, videos) after VAE training
     model.vae_loss    vae_loss(vae, video) -> (loss, logs, recon); Perceptual,
                       PatchDiscriminator3d, discriminator_loss
     model.dit         DiT(cfg.dit)(x_t, t, text_emb, text_mask, cond=None, fps=None,

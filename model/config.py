@@ -48,7 +48,8 @@ class VAEConfig:
     """Groups of the per-frame GroupNorm (must divide every level's channels)."""
     scaling_factor: float = 0.7
     """Latents are multiplied by this after encoding (and divided before decoding) so
-    the DiT sees roughly unit variance (CogVideoX-5B uses 0.7)."""
+    the DiT sees roughly unit variance (CogVideoX-5B uses 0.7); after training a VAE, set
+    it from vae.estimate_scaling_factor."""
     logvar_clamp: float = 20.0
     """Posterior log-variance is clamped to [-clamp, clamp / 2] for numerical safety."""
     chunk_latent_frames: int = 2

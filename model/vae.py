@@ -333,3 +333,12 @@ class VAE(nn.Module):
             outs.append(net(x[:, :, start:end], cache))  # (B, C', T_chunk', h', w')
             cache.first_chunk = False
         return torch.cat(outs, dim=2)
+
+
+@torch.no_grad()
+def estimate_scaling_factor(vae: VAE, videos: list[torch.Tensor]) -> float:
+    """1 / std of the unscaled posterior means over some training clips (B, 3, T, H, W):
+    the value for vae.cfg.scaling_factor after VAE training, so the DiT sees latents of
+    roughly unit variance (the LDM recipe)."""
+    means = [vae.encode(v, sample=False) / vae.cfg.scaling_factor for v in videos]
+    return 1.0 / torch.cat([m.flatten() for m in means]).float().std().item()

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from model.config import VAEConfig, tiny
 from model.tiling import tiled_apply
-from model.vae import VAE, check_frames
+from model.vae import VAE, check_frames, estimate_scaling_factor
 from model.vae_loss import PatchDiscriminator3d, Perceptual, discriminator_loss, vae_loss
 
 
@@ -157,6 +157,15 @@ def test_tiling_is_skipped_when_the_frame_fits_one_tile(vae):
     video = torch.rand(1, 3, 5, 64, 64) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(vae.encode(video, tiled=True), vae.encode(video, tiled=False))
+
+
+def test_scaling_factor_estimate_gives_unit_variance_latents(vae):
+    videos = [blob_video(5, 32), blob_video(9, 32).flip(-1)]
+    factor = estimate_scaling_factor(vae, videos)
+    latents = torch.cat(
+        [(vae.encode(v) / vae.cfg.scaling_factor * factor).flatten() for v in videos]
+    )
+    assert latents.std().item() == pytest.approx(1.0, rel=1e-4)
 
 
 def test_vae_loss_is_l1_plus_weighted_kl(vae):
