@@ -1,0 +1,183 @@
+"""Training config: the model, four stages after Stable Video Diffusion, and the loop.
+
+Stages run in order and each has its own data rules, resolution buckets, frames, frame
+rate, steps and learning rate: `vae` (the autoencoder, L1 + KL), `image` (the DiT on
+single frames: SVD's image pretraining), `video` (video pretraining on the curated
+set) and `hq` (high-quality finetuning on a stricter cut). A stage with steps = 0 is
+skipped. Presets are plain functions; `--set video.steps=500` style overrides and
+YAML/TOML files go through pipelines/config.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from model.config import ModelConfig
+from model.config import preset as model_preset
+
+STAGES = ("vae", "image", "video", "hq")
+
+
+@dataclass
+class StageConfig:
+    steps: int = 0
+    """Optimizer steps of this stage; 0 skips it."""
+    lr: float = 1e-4
+    """Peak learning rate (AdamW), reached after warmup, then cosine decay."""
+    warmup_steps: int = 100
+    """Linear warmup from 0 to lr."""
+    min_lr_ratio: float = 0.1
+    """The cosine decays to lr * min_lr_ratio at the last step."""
+    batch_size: int = 8
+    """Global batch size for the first bucket; other buckets hold about the same pixels."""
+    frames: int = 17
+    """Frames per sample (1 for images; 1 + 4k for the 4x temporal VAE)."""
+    fps: float = 8.0
+    """Frame rate at which clips are sampled."""
+    buckets: list[tuple[int, int]] = field(default_factory=lambda: [(64, 64)])
+    """Resolution buckets (height, width); clips go to the closest aspect ratio."""
+    rules: list[str] = field(default_factory=list)
+    """Data rules like `lvd filter`'s, as 'OP COL=V' (e.g. 'drop_bottom aesthetic_score=0.25')."""
+
+    def __post_init__(self):
+        self.buckets = [tuple(b) for b in self.buckets]
+        for name in ("steps", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("lr", "batch_size", "frames", "fps"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if not self.buckets or any(len(b) != 2 or min(b) <= 0 for b in self.buckets):
+            raise ValueError(f"buckets must be a list of [height, width], got {self.buckets}")
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=lambda: model_preset("small"))
+    """The model (see model/config.py); saved into every checkpoint."""
+    vae: StageConfig = field(default_factory=StageConfig)
+    """Stage 1: the VAE."""
+    image: StageConfig = field(default_factory=lambda: StageConfig(frames=1))
+    """Stage 2: the DiT on single frames."""
+    video: StageConfig = field(default_factory=StageConfig)
+    """Stage 3: the DiT on video."""
+    hq: StageConfig = field(default_factory=StageConfig)
+    """Stage 4: the DiT on a high-quality subset."""
+    vae_from: str = ""
+    """A trained model folder (or run) whose VAE is used when the vae stage is skipped."""
+    seed: int = 0
+    """Seed of data order, crops, noise and initial weights."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (not applied to norms and biases)."""
+    betas: tuple[float, float] = (0.9, 0.99)
+    """AdamW betas."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0 = off)."""
+    ema_decay: float = 0.999
+    """EMA of the trained network's weights, used for samples and the final model (0 = off)."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """auto: bf16 autocast on CUDA, fp32 on CPU."""
+    num_workers: int = 2
+    """DataLoader worker processes per rank."""
+    log_every: int = 10
+    """Steps between metrics lines (metrics.jsonl) and progress updates."""
+    checkpoint_every: int = 200
+    """Steps between checkpoints (one is always written at the end of each stage)."""
+    keep_checkpoints: int = 3
+    """How many of the newest checkpoints to keep."""
+    sample_every: int = 0
+    """Steps between sample videos (0 = only at the end of each DiT stage)."""
+    sample_prompts: list[str] = field(default_factory=lambda: ["a red circle moving left"])
+    """Prompts for sample videos."""
+    sample_steps: int = 20
+    """Sampler steps for sample videos."""
+    text_cache_size: int = 4096
+    """Captions whose T5 embeddings are kept in memory (LRU)."""
+
+    def __post_init__(self):
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if self.grad_clip < 0:
+            raise ValueError(f"grad_clip must be >= 0, got {self.grad_clip}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        for name in ("log_every", "checkpoint_every", "keep_checkpoints", "sample_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_workers < 0 or self.sample_every < 0:
+            raise ValueError("num_workers and sample_every must be >= 0")
+        if not any(getattr(self, s).steps for s in STAGES):
+            raise ValueError("steps: every stage has 0 steps; set e.g. video.steps=1000")
+
+    def stages(self) -> list[tuple[str, StageConfig]]:
+        return [(name, getattr(self, name)) for name in STAGES if getattr(self, name).steps]
+
+
+def _local_text_encoder(cfg: ModelConfig) -> ModelConfig:
+    """Point the model at the tiny offline T5 (CPU presets and the demo)."""
+    from model.tiny_text_encoder import DIM, ensure_tiny_t5
+
+    cfg.text_encoder.model = ensure_tiny_t5()
+    cfg.text_encoder.dim = cfg.dit.text_dim = DIM
+    return cfg
+
+
+def tiny() -> TrainConfig:
+    """Seconds on a CPU: for tests."""
+    model = _local_text_encoder(model_preset("tiny"))
+    model.text_encoder.max_length = 12
+    stage = dict(warmup_steps=2, batch_size=2, frames=5, fps=8.0, buckets=[(32, 32)])
+    return TrainConfig(
+        model=model,
+        vae=StageConfig(steps=4, lr=1e-3, **stage),
+        image=StageConfig(steps=4, lr=1e-3, **{**stage, "frames": 1}),
+        video=StageConfig(steps=4, lr=1e-3, **stage),
+        hq=StageConfig(steps=2, lr=5e-4, **stage),
+        ema_decay=0.9, num_workers=0, log_every=1, checkpoint_every=2, sample_steps=4,
+    )  # fmt: skip
+
+
+def small() -> TrainConfig:
+    """Minutes on a CPU: the demo's model (shapes at 32x32, 9 frames)."""
+    model = _local_text_encoder(model_preset("small"))
+    model.text_encoder.max_length = 12
+    stage = dict(warmup_steps=50, batch_size=16, frames=9, fps=6.0, buckets=[(32, 32)])
+    return TrainConfig(
+        model=model,
+        vae=StageConfig(steps=600, lr=1e-3, **stage),
+        image=StageConfig(steps=0, lr=5e-4, **{**stage, "frames": 1}),
+        video=StageConfig(steps=1500, lr=5e-4, **stage),
+        hq=StageConfig(steps=0, lr=2e-4, **stage),
+        num_workers=2, log_every=25, checkpoint_every=500, sample_steps=20,
+    )  # fmt: skip
+
+
+def _gpu(name: str) -> TrainConfig:
+    """GPU sizes: SVD's schedule shape at CogVideoX-like resolution and length."""
+    video = dict(batch_size=32, frames=49, fps=8.0, buckets=[(480, 720), (720, 480), (512, 512)])
+    return TrainConfig(
+        model=model_preset(name),
+        vae=StageConfig(steps=100_000, lr=1e-4, **{**video, "frames": 17,
+                                                    "buckets": [(256, 256)]}),
+        image=StageConfig(steps=100_000, lr=1e-4, **{**video, "batch_size": 256, "frames": 1,
+                                                      "buckets": [(256, 256)]}),
+        video=StageConfig(steps=200_000, lr=1e-4, rules=["min motion_score=0.0"], **video),
+        hq=StageConfig(steps=20_000, lr=2e-5, rules=[
+            "drop_bottom aesthetic_score=0.5", "drop_bottom motion_score=0.25",
+            "drop_top text_area=0.25"], **video),
+        num_workers=8, log_every=50, checkpoint_every=2000, sample_every=5000, sample_steps=50,
+    )  # fmt: skip
+
+
+PRESETS = {
+    "tiny": tiny,
+    "small": small,
+    "base": lambda: _gpu("base"),
+    "large": lambda: _gpu("large"),
+    "xl": lambda: _gpu("xl"),
+}
