@@ -6,7 +6,8 @@ present, bf16 training-step time and MFU of a large preset.
     python -m benchmarks.model --only vae       # one section: vae, dit, gpu
     python -m benchmarks.model --only gpu --gpu-preset base --gpu-frames 49 --gpu-size 480x720
 
-CPU peak memory is the process's resident-set high-water mark (VmHWM, reset through
+VAE memory is measured on CUDA when present (allocator peak above the allocation before
+the call, bf16 autocast). CPU peak memory is the process's resident-set high-water mark (VmHWM, reset through
 /proc/self/clear_refs) minus its size before the call, measured in a fresh subprocess
 per point with a fixed glibc mmap threshold so freed tensors leave the resident set; on CUDA it is
 torch.cuda.max_memory_allocated. Figures are ratios within one run where it matters:
@@ -60,14 +61,18 @@ def _rss_kb(field: str) -> int:
 
 
 def vae_memory_point(preset_name: str, op: str, frames: int, size: int, chunked: bool) -> dict:
-    """One measurement (runs inside a fresh subprocess)."""
+    """One measurement (runs inside a fresh subprocess): on CUDA when present (bf16
+    autocast, allocator peak), else on the CPU (resident-set peak)."""
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    vae = VAE(preset(preset_name).vae).eval()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    vae = VAE(preset(preset_name).vae).eval().to(device)
     if op == "encode":
-        x = torch.rand(1, 3, frames, size, size) * 2 - 1
+        x = torch.rand(1, 3, frames, size, size, device=device) * 2 - 1
     else:
-        x = torch.randn(1, *vae.latent_shape(frames, size, size))
+        x = torch.randn(1, *vae.latent_shape(frames, size, size), device=device)
+    if device.type == "cuda":
+        return _vae_memory_cuda(vae, op, x, chunked)
 
     def run() -> torch.Tensor:
         if op == "encode":
@@ -89,8 +94,33 @@ def vae_memory_point(preset_name: str, op: str, frames: int, size: int, chunked:
     }
 
 
+def _vae_memory_cuda(vae: VAE, op: str, x: torch.Tensor, chunked: bool) -> dict:
+    def run() -> torch.Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            if op == "encode":
+                return vae.encode(x, chunked=chunked, tiled=False)
+            return vae.decode(x, chunked=chunked, tiled=False)
+
+    with torch.no_grad():
+        run()
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        out = run()
+        torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        peak = torch.cuda.max_memory_allocated()
+    return {
+        "peak_mb": (peak - before) / 2**20,
+        "out_mb": out.numel() * out.element_size() / 2**20,
+        "seconds": seconds,
+    }
+
+
 def bench_vae_memory(preset_name: str, size: int, frame_counts: list[int]) -> None:
-    print(f"\n## VAE peak memory ({preset_name} preset, {size}x{size}, CPU, batch 1)")
+    where = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    print(f"\n## VAE peak memory ({preset_name} preset, {size}x{size}, {where}, batch 1)")
     print("peak = working memory of one call above the resident size before it, MiB")
     print("| op | frames | one pass peak | chunked peak | output | chunked s |")
     print("|---|---|---|---|---|---|")

@@ -73,7 +73,8 @@ def test_one_frame_video_is_encoded_as_an_image(vae):
     with torch.no_grad():
         image_latent = vae.encode(video[:, :, :1], chunked=False)
         video_latents = vae.encode(video, chunked=False)
-    torch.testing.assert_close(image_latent, video_latents[:, :, :1], atol=1e-6, rtol=0)
+    # equal up to float rounding: oneDNN may pick other kernels for other shapes
+    torch.testing.assert_close(image_latent, video_latents[:, :, :1], atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("frame", [1, 4, 5, 12, 16])
