@@ -60,18 +60,26 @@ def frame_mask(task: str, num_latent_frames: int, prefix: int = 1, batch: int = 
 
 
 def random_cond(
-    latents: torch.Tensor, probs: tuple[float, ...], generator: torch.Generator | None = None
+    latents: torch.Tensor,
+    probs: tuple[float, ...],
+    generator: torch.Generator | list[torch.Generator] | None = None,
 ) -> Cond:
     """Training conditioning: each sample draws a task with `probs` (DiffusionConfig.
     cond_probs); 'continue' gives a random prefix of 1 .. T-1 latent frames. Single-frame
-    latents (images) only ever get the text task."""
+    latents (images) only ever get the text task. `generator` may be one CPU generator
+    per sample (see model.diffusion.Generators)."""
     b, _, t = latents.shape[:3]
     mask = torch.zeros(b, t, dtype=torch.bool)
     if t > 1:
-        tasks = torch.multinomial(
-            torch.tensor(probs, dtype=torch.float), b, replacement=True, generator=generator
-        )
-        prefixes = torch.randint(1, t, (b,), generator=generator)
+        weights = torch.tensor(probs, dtype=torch.float)
+        if isinstance(generator, (list, tuple)):
+            if len(generator) != b:
+                raise ValueError(f"{len(generator)} generators for a batch of {b}")
+            tasks = torch.cat([torch.multinomial(weights, 1, generator=g) for g in generator])
+            prefixes = torch.cat([torch.randint(1, t, (1,), generator=g) for g in generator])
+        else:
+            tasks = torch.multinomial(weights, b, replacement=True, generator=generator)
+            prefixes = torch.randint(1, t, (b,), generator=generator)
         for i, (task, prefix) in enumerate(zip(tasks.tolist(), prefixes.tolist(), strict=True)):
             mask[i] = frame_mask(TASKS[task], t, prefix)[0]
     return Cond(latents, mask.to(latents.device))

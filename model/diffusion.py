@@ -11,6 +11,7 @@ resolution-dependent shift, applied to the token count of video, as Open-Sora do
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -18,17 +19,35 @@ import torch.nn.functional as F
 from model.conditioning import Cond, random_cond
 from model.config import DiffusionConfig
 
+Generators = torch.Generator | list[torch.Generator] | None
+"""One generator for the batch, or one per sample: with one per sample, a sample's noise,
+timestep, text dropout and task do not depend on which other samples share its batch,
+so a global batch split over N processes draws exactly what one process draws."""
+
+
+def _draw(fn, shape: tuple[int, ...], generator: Generators, device, dtype) -> torch.Tensor:
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.cat([_draw(fn, (1, *shape[1:]), g, device, dtype) for g in generator])
+    gen_device = generator.device if generator is not None else device
+    return fn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
+
 
 def randn(
     shape: tuple[int, ...],
-    generator: torch.Generator | None,
+    generator: Generators,
     device: torch.device | str,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Gaussian noise drawn on the generator's device (so a CPU seed gives the same
-    numbers everywhere), then moved."""
-    gen_device = generator.device if generator is not None else device
-    return torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
+    numbers everywhere), then moved. A list of generators draws sample by sample."""
+    return _draw(torch.randn, shape, generator, device, dtype)
+
+
+def rand(shape: tuple[int, ...], generator: Generators, device: torch.device | str) -> torch.Tensor:
+    """Uniform [0, 1) numbers, drawn like `randn`."""
+    return _draw(torch.rand, shape, generator, device, torch.float32)
 
 
 def num_tokens(latent_shape: tuple[int, ...], patch_size: tuple[int, int, int]) -> int:
@@ -55,7 +74,7 @@ def sample_timesteps(
     batch: int,
     cfg: DiffusionConfig,
     tokens: int,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """(batch,) training timesteps: sigmoid of N(logit_mean, logit_std), then shifted."""
@@ -76,24 +95,29 @@ def flow_matching_loss(
     text_mask: torch.Tensor | None,
     cfg: DiffusionConfig,
     cond: Cond | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     fps: torch.Tensor | None = None,
     motion_score: torch.Tensor | None = None,
+    reduction: Literal["elements", "samples"] = "elements",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Velocity-matching MSE for one batch of scaled latents x0 (B, C, T, H, W).
 
     Text is replaced by the DiT's null text at cfg.text_drop_rate (classifier-free
     guidance). `cond` None draws a conditioning task per sample with cfg.cond_probs
     (when the DiT takes frame conditioning). Given frames are excluded from the loss:
-    their answer is in the input. Returns (loss, logs of detached tensors)."""
+    their answer is in the input. `generator` may be a list, one per sample (see
+    `Generators`). reduction 'elements' averages over every generated element of the
+    batch; 'samples' averages each sample first, then the batch, so the mean of the
+    losses of equal parts of a batch equals the loss of the whole (data parallelism).
+    Returns (loss, logs of detached tensors)."""
     b = x0.shape[0]
+    if reduction not in ("elements", "samples"):
+        raise ValueError(f"reduction must be 'elements' or 'samples', got {reduction!r}")
     if text_mask is None:
         text_mask = torch.ones(text_emb.shape[:2], dtype=torch.bool, device=x0.device)
     if cfg.text_drop_rate > 0:
-        drop = torch.rand(b, generator=generator, device=_gen_device(generator, x0))
-        text_emb, text_mask = dit.drop_text(
-            text_emb, text_mask, (drop < cfg.text_drop_rate).to(x0.device)
-        )
+        drop = rand((b,), generator, x0.device)
+        text_emb, text_mask = dit.drop_text(text_emb, text_mask, drop < cfg.text_drop_rate)
     if cond is None and dit.cfg.frame_conditioning:
         cond = random_cond(x0, cfg.cond_probs, generator)
 
@@ -103,14 +127,11 @@ def flow_matching_loss(
     x_t = add_noise(x0, noise, t)  # (B, C, T, H, W)
     v_pred = dit(x_t, t, text_emb, text_mask, cond=cond, fps=fps, motion_score=motion_score)
     err = F.mse_loss(v_pred.float(), (noise - x0).float(), reduction="none")  # (B,C,T,H,W)
+    keep = torch.ones_like(err[:, :1, :, :1, :1])  # (B, 1, T, 1, 1)
     if cond is not None:
-        keep = (~cond.mask)[:, None, :, None, None].to(err.dtype)  # (B, 1, T, 1, 1)
-        loss = (err * keep).sum() / (keep.expand_as(err).sum().clamp(min=1))
-    else:
-        loss = err.mean()
+        keep = (~cond.mask)[:, None, :, None, None].to(err.dtype)
+    dims = (1, 2, 3, 4) if reduction == "samples" else (0, 1, 2, 3, 4)
+    loss = (err * keep).sum(dims) / keep.expand_as(err).sum(dims).clamp(min=1)
+    loss = loss.mean()
     # detached tensors, not floats: calling .item() every step would stall a GPU
     return loss, {"loss": loss.detach(), "t_mean": t.mean().detach()}
-
-
-def _gen_device(generator: torch.Generator | None, x: torch.Tensor) -> torch.device:
-    return generator.device if generator is not None else x.device

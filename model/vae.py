@@ -223,10 +223,19 @@ class DiagonalGaussian:
         self.mean, logvar = moments.chunk(2, dim=1)  # (B, z, T, h, w) each
         self.logvar = logvar.clamp(-logvar_clamp, logvar_clamp / 2)
 
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        noise = torch.randn(
-            self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype
-        )
+    def sample(
+        self, generator: torch.Generator | list[torch.Generator] | None = None
+    ) -> torch.Tensor:
+        """A draw from the posterior; `generator` may be one per sample (the noise of a
+        sample then does not depend on its batch, as data-parallel training needs)."""
+        shape, like = self.mean.shape, self.mean
+        if isinstance(generator, (list, tuple)):
+            if len(generator) != shape[0]:
+                raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+            draws = [torch.randn((1, *shape[1:]), generator=g, device=g.device) for g in generator]
+            noise = torch.cat(draws).to(like)
+        else:
+            noise = torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
         return self.mean + torch.exp(0.5 * self.logvar) * noise
 
     def mode(self) -> torch.Tensor:
@@ -278,7 +287,7 @@ class VAE(nn.Module):
         return DiagonalGaussian(self.encoder(video), self.cfg.logvar_clamp)
 
     def forward(
-        self, video: torch.Tensor, generator: torch.Generator | None = None
+        self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None
     ) -> tuple[torch.Tensor, DiagonalGaussian]:
         """Training pass: (reconstruction (B, 3, T, H, W), posterior)."""
         posterior = self.encode_dist(video)

@@ -105,7 +105,7 @@ class PatchDiscriminator3d(nn.Module):
 def vae_loss(
     vae: VAE,
     video: torch.Tensor,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     perceptual: Perceptual | None = None,
     discriminator: PatchDiscriminator3d | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
