@@ -104,7 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="a curated or filtered run folder")
     p.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    _add_config_args(p, "tiny, small, base, large, xl")
+    p.add_argument(
+        "--cache-latents",
+        action="store_true",
+        help="precompute samples, VAE latents and T5 embeddings (Ray Data), train from them",
+    )
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        metavar="STEPS",
+        help="stop after this many steps, with a checkpoint (continue later with --resume)",
+    )
+    _add_config_args(p, "tiny, small (default), base, large, xl")
 
     p = sub.add_parser(
         "generate", help=COMMANDS["generate"][1], description=COMMANDS["generate"][1]
@@ -117,8 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last-image", help="last frame (interpolation, with --image)")
     p.add_argument("--frames", type=int, help="number of frames")
     p.add_argument("--size", help="WIDTHxHEIGHT")
-    p.add_argument("--steps", type=int, default=30, help="sampler steps")
-    p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale")
+    p.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
+    p.add_argument(
+        "--cfg", type=float, help="classifier-free guidance scale (default: the model's)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed")
 
     p = sub.add_parser("demo", help=COMMANDS["demo"][1], description=COMMANDS["demo"][1])

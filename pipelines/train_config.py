@@ -39,6 +39,8 @@ class StageConfig:
     """Resolution buckets (height, width); clips go to the closest aspect ratio."""
     rules: list[str] = field(default_factory=list)
     """Data rules like `lvd filter`'s, as 'OP COL=V' (e.g. 'drop_bottom aesthetic_score=0.25')."""
+    random_crop: bool = True
+    """Crop at a random place after scaling to cover the bucket (False: the centre)."""
 
     def __post_init__(self):
         self.buckets = [tuple(b) for b in self.buckets]
@@ -68,6 +70,9 @@ class TrainConfig:
     """Stage 4: the DiT on a high-quality subset."""
     vae_from: str = ""
     """A trained model folder (or run) whose VAE is used when the vae stage is skipped."""
+    init_from: str = ""
+    """A model folder (or run) whose DiT weights start the first DiT stage (finetuning);
+    its VAE is used too unless the vae stage runs or vae_from is set."""
     seed: int = 0
     """Seed of data order, crops, noise and initial weights."""
     weight_decay: float = 0.01
@@ -80,6 +85,19 @@ class TrainConfig:
     """EMA of the trained network's weights, used for samples and the final model (0 = off)."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """auto: bf16 autocast on CUDA, fp32 on CPU."""
+    device: str = "auto"
+    """'auto' (cuda:LOCAL_RANK when CUDA is present, else cpu), 'cpu' or 'cuda'."""
+    sharding: Literal["auto", "ddp", "fsdp"] = "auto"
+    """With several processes: 'ddp' replicates the model, 'fsdp' shards weights, gradients
+    and optimizer state (FSDP2); 'auto' picks fsdp when the DiT's training state would
+    take more than 40% of one GPU's memory."""
+    cache_latents: bool = False
+    """Precompute each stage's samples (pixels for vae; VAE latents and T5 embeddings for
+    the DiT stages) into RUN/cache/<stage> with a Ray Data job, then train from them."""
+    cache_windows: int = 1
+    """Fixed sample windows cached per clip; epoch e trains on window e % cache_windows."""
+    cache_batch_size: int = 8
+    """Clips per batch in the caching job's VAE/T5 actors."""
     num_workers: int = 2
     """DataLoader worker processes per rank."""
     log_every: int = 10
@@ -111,8 +129,33 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_workers < 0 or self.sample_every < 0:
             raise ValueError("num_workers and sample_every must be >= 0")
+        for name in ("cache_windows", "cache_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if not any(getattr(self, s).steps for s in STAGES):
             raise ValueError("steps: every stage has 0 steps; set e.g. video.steps=1000")
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        # frames follow the VAE's 4k+1 rule; sides must fit the VAE and the DiT patches
+        t_down = self.model.vae.temporal_downsample
+        side = self.model.vae.spatial_downsample
+        for name, stage in self.stages():
+            if (stage.frames - 1) % t_down:
+                raise ValueError(
+                    f"{name}.frames must be 1 + {t_down}k (the VAE's frame rule), "
+                    f"got {stage.frames}"
+                )
+            if name == "image" and stage.frames != 1:
+                raise ValueError(f"image.frames must be 1, got {stage.frames}")
+            multiple = side if name == "vae" else side * max(self.model.dit.patch_size[1:])
+            for h, w in stage.buckets:
+                if h % multiple or w % multiple:
+                    raise ValueError(
+                        f"{name}.buckets: {h}x{w} must have sides divisible by {multiple}"
+                    )
 
     def stages(self) -> list[tuple[str, StageConfig]]:
         return [(name, getattr(self, name)) for name in STAGES if getattr(self, name).steps]
@@ -160,8 +203,10 @@ def small() -> TrainConfig:
 def _gpu(name: str) -> TrainConfig:
     """GPU sizes: SVD's schedule shape at CogVideoX-like resolution and length."""
     video = dict(batch_size=32, frames=49, fps=8.0, buckets=[(480, 720), (720, 480), (512, 512)])
+    model = model_preset(name)
+    model.dit.gradient_checkpointing = True  # 17k tokens per 49-frame 480p clip
     return TrainConfig(
-        model=model_preset(name),
+        model=model,
         vae=StageConfig(steps=100_000, lr=1e-4, **{**video, "frames": 17,
                                                     "buckets": [(256, 256)]}),
         image=StageConfig(steps=100_000, lr=1e-4, **{**video, "batch_size": 256, "frames": 1,

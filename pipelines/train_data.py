@@ -33,6 +33,7 @@ from pipelines.errors import UsageError
 log = logging.getLogger("lvd.train")
 
 COLUMNS = ["clip_id", "video_path", "start_s", "end_s", "fps", "width", "height", "caption"]
+OPTIONAL = ["motion_score"]  # micro-conditioning reads it when the shards have it
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class ClipRow:
     width: int
     height: int
     caption: str
+    motion_score: float = 0.0
 
 
 def parse_rules(texts: list[str]) -> list[Rule]:
@@ -63,8 +65,8 @@ def load_clips(folder: Path, rules: list[Rule]) -> list[ClipRow]:
     files = sorted((Path(folder) / "clips").glob("part-*.parquet"))
     if not files:
         raise UsageError(f"no clip shards in {Path(folder) / 'clips'} (run lvd curate first)")
-    needed = sorted(set(COLUMNS) | {r.column for r in rules})
     have = set(pq.read_schema(files[0]).names)
+    needed = sorted(set(COLUMNS) | {r.column for r in rules} | (set(OPTIONAL) & have))
     missing = [c for c in needed if c not in have]
     if missing:
         raise UsageError(f"clip shards in {folder} lack column {missing[0]!r}")
@@ -87,9 +89,21 @@ def load_clips(folder: Path, rules: list[Rule]) -> list[ClipRow]:
             r["width"],
             r["height"],
             r["caption"] or "",
+            float(r.get("motion_score") or 0.0),
         )
-        for r in table.select(COLUMNS).to_pylist()
+        for r in table.to_pylist()
     ]
+
+
+def batch_sizes(buckets: list[tuple[int, int]], batch_size: int, world_size: int = 1) -> list[int]:
+    """Global batch size per bucket: `batch_size` for the first, the others scaled so a
+    batch holds about as many pixels, rounded to a multiple of the process count."""
+    pixels = [h * w for h, w in buckets]
+    sizes = []
+    for p in pixels:
+        scaled = batch_size * pixels[0] / p
+        sizes.append(max(world_size, round(scaled / world_size) * world_size))
+    return sizes
 
 
 def bucket_for(width: int, height: int, buckets: list[tuple[int, int]]) -> int:
@@ -157,23 +171,60 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def _load(self, i: int, epoch: int) -> dict:
         clip = self.clips[i]
-        rng = np.random.default_rng([self.seed, epoch, i])
-        span = (self.frames - 1) / self.fps
-        start = clip.start_s + rng.uniform(0, max(0.0, clip.end_s - clip.start_s - span))
-        times = [start + k / self.fps for k in range(self.frames)]
-        h, w = self.buckets[self.bucket_of[i]]
-        frames = read_frames_at(clip.video_path, times, short_side=None)
-        frames = cover_crop(frames, h, w, rng if self.random_crop else None)
-        video = torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 127.5 - 1.0
-        return {"video": video, "caption": clip.caption, "clip_id": clip.clip_id}  # (C, T, H, W)
+        size = self.buckets[self.bucket_of[i]]
+        frames = load_window(
+            clip, self.frames, self.fps, size, (self.seed, epoch, i), self.random_crop
+        )
+        return {
+            "video": torch.from_numpy(frames).permute(3, 0, 1, 2),  # (C, T, H, W) uint8
+            "caption": clip.caption,
+            "clip_id": clip.clip_id,
+            "motion_score": clip.motion_score,
+        }
+
+
+def load_window(
+    clip: ClipRow,
+    frames: int,
+    fps: float,
+    size: tuple[int, int],
+    key: tuple[int, ...],
+    random_crop: bool = True,
+) -> np.ndarray:
+    """(frames, H, W, 3) uint8: a window of the clip at `fps`, scaled to cover `size`
+    (height, width) and cropped; window start and crop come from an RNG seeded by `key`."""
+    rng = np.random.default_rng(list(key))
+    span = (frames - 1) / fps
+    start = clip.start_s + rng.uniform(0, max(0.0, clip.end_s - clip.start_s - span))
+    times = [start + k / fps for k in range(frames)]
+    video = read_frames_at(clip.video_path, times, short_side=None)
+    return cover_crop(video, size[0], size[1], rng if random_crop else None)
+
+
+def to_unit_range(video: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float in [-1, 1] (done on the training device: 4x less to copy)."""
+    return video.float() / 127.5 - 1.0
 
 
 def collate(samples: list[dict]) -> dict:
-    return {
-        "video": torch.stack([s["video"] for s in samples]),  # (B, C, T, H, W)
-        "caption": [s["caption"] for s in samples],
-        "clip_id": [s["clip_id"] for s in samples],
-    }
+    """Stack tensors, list everything else."""
+    out = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        if isinstance(values[0], torch.Tensor):
+            out[key] = torch.stack(values)  # e.g. video (B, C, T, H, W)
+        elif isinstance(values[0], float):
+            out[key] = torch.tensor(values, dtype=torch.float32)
+        else:
+            out[key] = values
+    return out
+
+
+def worker_init(_worker_id: int) -> None:
+    """Loader workers decode and resize one sample at a time: one thread each, so they
+    do not fight the training process for cores."""
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
 
 
 class BucketBatchSampler:

@@ -1,0 +1,205 @@
+"""`lvd generate --ckpt RUN "prompt" --out x.mp4`: sample videos from a trained model.
+
+RUN may be a training run (its final/ model, else its newest whole checkpoint, whose
+EMA weights are used), a checkpoint folder or a model folder. Text-to-video by default;
+--image gives the first frame (image-to-video) and --image with --last-image the first
+and last (interpolation), through the DiT's conditioning frames. Defaults for frames,
+size and frame rate come from the run's last DiT stage (final/train.json). One prompt
+writes OUT as an H.264 mp4 (PyAV) with a JSON sidecar; several prompts (arguments or
+--prompts-file, one per line) write OUT/000.mp4, 001.mp4, ... and OUT/run.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from curate.encode import write_video
+from model.checkpoint import load_model
+from model.config import ModelConfig
+from model.sampler import encode_given_frames, sample
+from model.text_encoder import TextEncoder, TextEncoderError
+from pipelines.checkpoints import model_folder
+from pipelines.errors import UsageError
+from pipelines.runinfo import write_run_json
+from pipelines.train_data import cover_crop, to_unit_range
+from pipelines.train_steps import video_to_uint8
+
+DEFAULTS = {"fps": 8.0, "frames": 17, "height": 64, "width": 64, "motion_score": 1.0}
+
+
+def read_prompts(args) -> list[str]:
+    prompts = [p for p in args.prompts if p.strip()]
+    if args.prompts_file:
+        path = Path(args.prompts_file)
+        if not path.is_file():
+            raise UsageError(f"prompts file not found: {path}")
+        prompts += [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not prompts:
+        raise UsageError("give at least one prompt (an argument or --prompts-file)")
+    return prompts
+
+
+def generation_defaults(folder: Path) -> dict:
+    """Frames, size, fps of the stage the model last trained on (train.json in final/,
+    the resolved config in a checkpoint's trainer.json), else DEFAULTS."""
+    info = dict(DEFAULTS)
+    if (folder / "train.json").is_file():
+        info.update(json.loads((folder / "train.json").read_text()))
+    elif (folder / "trainer.json").is_file():
+        config = json.loads((folder / "trainer.json").read_text())["config"]
+        stages = [config[n] for n in ("image", "video", "hq") if config[n]["steps"] > 0]
+        if stages:
+            last = stages[-1]
+            height, width = last["buckets"][0]
+            info.update(fps=last["fps"], frames=last["frames"], height=height, width=width)
+    return info
+
+
+def parse_size(text: str, multiple: int) -> tuple[int, int]:
+    """'WIDTHxHEIGHT' -> (height, width), both multiples of `multiple`."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size must be WIDTHxHEIGHT (e.g. 64x64), got {text!r}") from None
+    if width <= 0 or height <= 0 or width % multiple or height % multiple:
+        raise UsageError(
+            f"--size {text}: width and height must be positive multiples of {multiple} "
+            "(the VAE's downsampling times the DiT's patch)"
+        )
+    return height, width
+
+
+def check_frames(frames: int, temporal: int) -> None:
+    if frames < 1 or (frames - 1) % temporal:
+        raise UsageError(
+            f"--frames must be 1 + {temporal}k (the VAE encodes the first frame alone, then "
+            f"groups of {temporal}), e.g. {1 + temporal * 4} or {1 + temporal * 12}; got {frames}"
+        )
+
+
+def load_frame(path: str, height: int, width: int) -> torch.Tensor:
+    """An image file scaled to cover height x width and centre-cropped: (3, H, W) uint8."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as e:
+        raise UsageError(f"cannot read image {path}: {str(e).splitlines()[0]}") from None
+    frame = cover_crop(rgb[None], height, width, None)[0]  # (H, W, 3)
+    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
+
+
+def text_encoder(config: ModelConfig, device: torch.device) -> TextEncoder:
+    cfg = config.text_encoder
+    if not Path(cfg.model).exists() and Path(cfg.model).name == "tiny-t5":
+        # the offline tiny T5 of the CPU presets is rebuilt (deterministically) here
+        from model.tiny_text_encoder import ensure_tiny_t5
+
+        cfg.model = ensure_tiny_t5()
+    try:
+        return TextEncoder(cfg, device)
+    except TextEncoderError as e:
+        raise UsageError(str(e)) from None
+
+
+def load_for_generation(ckpt: str, device: torch.device):
+    """(model, folder): the networks of a run, checkpoint or model folder (EMA DiT
+    weights when the folder is a training checkpoint)."""
+    folder = model_folder(ckpt)
+    try:
+        model = load_model(folder, device)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    if model.dit is None or model.vae is None:
+        raise UsageError(f"{folder} holds no DiT and VAE: train a DiT stage (image/video/hq)")
+    if (folder / "ema_dit.safetensors").is_file():
+        model.dit.load_state_dict(load_file(str(folder / "ema_dit.safetensors")))
+    return model, folder
+
+
+def run(args) -> int:
+    prompts = read_prompts(args)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, folder = load_for_generation(args.ckpt, device)
+    cfg = model.config
+    defaults = generation_defaults(folder)
+    frames = args.frames if args.frames is not None else int(defaults["frames"])
+    check_frames(frames, cfg.vae.temporal_downsample)
+    multiple = cfg.vae.spatial_downsample * max(cfg.dit.patch_size[1:])
+    if args.size:
+        height, width = parse_size(args.size, multiple)
+    else:
+        height, width = int(defaults["height"]), int(defaults["width"])
+    steps = args.steps if args.steps is not None else cfg.diffusion.sample_steps
+    cfg_scale = args.cfg if args.cfg is not None else cfg.diffusion.cfg_scale
+    if steps < 1 or cfg_scale <= 0:
+        raise UsageError("--steps must be >= 1 and --cfg > 0")
+    if args.last_image and not args.image:
+        raise UsageError("--last-image needs --image (the first frame) for interpolation")
+    if (args.image or args.last_image) and frames == 1:
+        raise UsageError("image-to-video and interpolation need --frames > 1")
+    fps = float(defaults["fps"])
+
+    cond, task = None, "text"
+    if args.image:
+        task = "interpolate" if args.last_image else "image"
+        given = [load_frame(p, height, width) for p in (args.image, args.last_image) if p]
+        pixels = to_unit_range(torch.stack(given, dim=1)[None].to(device))  # (1, 3, n, H, W)
+        latent_frames = model.vae.latent_shape(frames, height, width)[1]
+        with torch.no_grad():
+            cond = encode_given_frames(model.vae, pixels, latent_frames, task)
+
+    out = Path(args.out)
+    single = len(prompts) == 1 and out.suffix.lower() == ".mp4"
+    paths = [out] if single else [out / f"{i:03d}.mp4" for i in range(len(prompts))]
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    encoder = text_encoder(cfg, device)
+    extra = {}
+    if cfg.dit.micro_conditioning:
+        extra = {
+            "fps": torch.tensor([fps]),
+            "motion_score": torch.tensor([float(defaults["motion_score"])]),
+        }
+    started = time.time()
+    from tqdm import tqdm
+
+    for i, (prompt, path) in enumerate(
+        tqdm(list(zip(prompts, paths, strict=True)), unit="video", file=sys.stderr)
+    ):
+        emb, mask = encoder([prompt])
+        video = sample(
+            model.dit, model.vae, emb, mask, frames=frames, height=height, width=width,
+            steps=steps, cfg_scale=cfg_scale, seed=args.seed + i, cond=cond,
+            diffusion=cfg.diffusion, **extra,
+        )  # fmt: skip
+        write_video(path, video_to_uint8(video[0]), fps)
+
+    settings = {
+        "command": "generate", "model": str(folder), "task": task, "frames": frames,
+        "width": width, "height": height, "fps": fps, "steps": steps, "cfg": cfg_scale,
+        "seed": args.seed, "image": args.image, "last_image": args.last_image,
+        "wall_s": round(time.time() - started, 3),
+        "videos": [
+            {"file": p.name, "prompt": q, "seed": args.seed + i}
+            for i, (q, p) in enumerate(zip(prompts, paths, strict=True))
+        ],
+    }  # fmt: skip
+    if single:
+        out.with_suffix(".json").write_text(json.dumps(settings, indent=1) + "\n")
+        print(f"lvd generate: wrote {out} ({frames} frames, {width}x{height})", file=sys.stderr)
+    else:
+        write_run_json(out, settings)
+        print(
+            f"lvd generate: wrote {len(paths)} videos to {out} ({frames} frames, "
+            f"{width}x{height}); prompts in {out / 'run.json'}",
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,42 @@
+"""T5 embeddings per caption, computed once and kept (LRU).
+
+The text encoder is frozen and pads every prompt to a fixed length, so a caption's
+embedding never changes during training: the trainer encodes each new caption once
+(all the new captions of a batch in one encoder call) and reuses it afterwards.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+
+from model.text_encoder import TextEncoder
+
+
+class TextCache:
+    """`cache(captions) -> (emb (B, L, dim), mask (B, L))` on the encoder's device."""
+
+    def __init__(self, encoder: TextEncoder, size: int):
+        self.encoder = encoder
+        self.size = size
+        self.entries: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def __call__(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        missing = list(dict.fromkeys(c for c in captions if c not in self.entries))
+        self.misses += len(missing)
+        self.hits += len(captions) - len(missing)
+        fresh = {}
+        if missing:
+            emb, mask = self.encoder(missing)  # (M, L, dim), (M, L)
+            fresh = {c: (emb[i].float(), mask[i]) for i, c in enumerate(missing)}
+        rows = []
+        for caption in captions:
+            entry = fresh.get(caption) or self.entries[caption]
+            self.entries[caption] = entry
+            self.entries.move_to_end(caption)
+            rows.append(entry)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+        return torch.stack([e for e, _ in rows]), torch.stack([m for _, m in rows])
