@@ -397,7 +397,8 @@ class Trainer:
             )
             if not self.d.is_main:
                 return
-            vae = VAE(self.model_cfg.vae).to(self.device).eval()
+            with torch.random.fork_rng(devices=[]):  # the run's RNG stream stays as it is
+                vae = VAE(self.model_cfg.vae).to(self.device).eval()
             vae.load_state_dict(weights)
             dataset = dataset or self._data("vae", stage)[0]
             count = min(2, len(dataset))
@@ -411,7 +412,8 @@ class Trainer:
             weights = ddp.full_state_dict(self.dit_root, "net.")
         if not self.d.is_main:
             return
-        dit = DiT(self.model_cfg.dit).to(self.device).eval()
+        with torch.random.fork_rng(devices=[]):
+            dit = DiT(self.model_cfg.dit).to(self.device).eval()
         dit.load_state_dict(weights)
         write_text_samples(
             folder, dit, self.vae, self._text(), self.cfg.sample_prompts, frames=stage.frames,

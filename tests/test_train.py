@@ -1,0 +1,272 @@
+"""`lvd train` on tiny presets: every stage, checkpoints, exact resume, NaN stop, errors.
+
+The data is a curated run folder made from small synthetic videos (coloured shapes
+moving in named directions, two shots joined by a hard cut, a sidecar caption each).
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from safetensors.torch import load_file
+
+from curate.encode import write_video
+from curate.ids import clip_id, video_id
+from curate.video import probe
+from model.checkpoint import load_model
+from pipelines import checkpoints as ckpt
+from pipelines.cli import main
+from pipelines.demo_corpus import caption, shot_frames
+from pipelines.shards import CLIP_SCHEMA, VIDEO_SCHEMA, write_shard
+
+SUBJECTS = [
+    ("red", "circle", "left"),
+    ("blue", "square", "right"),
+    ("green", "triangle", "up"),
+    ("yellow", "circle", "down"),
+]
+FPS = 12
+
+
+def write_corpus(folder: Path) -> list[tuple[str, str, list[tuple[int, int]]]]:
+    """Videos with sidecar captions; returns (path, caption, shot frame ranges)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    videos = []
+    for k, subject in enumerate(SUBJECTS):
+        frames, shots = [], []
+        for _ in range(2):
+            n = int(rng.integers(36, 48))  # 3-4 s shots, longer than curation's 2 s minimum
+            shots.append((len(frames), len(frames) + n))
+            frames += shot_frames(rng, 64, n, *subject)
+        path = folder / f"{'_'.join(subject)}_{k}.mp4"
+        write_video(path, frames, FPS)
+        path.with_suffix(".txt").write_text(caption(*subject) + "\n")
+        videos.append((str(path), caption(*subject), shots))
+    return videos
+
+
+def shards_from_known_shots(out: Path, videos) -> None:
+    """Clip shards with the rows `lvd curate --stages shots,motion` writes (scores of the
+    model stages null), from the shots the corpus was made of."""
+    video_rows, clip_rows = [], []
+    for path, text, shots in videos:
+        vid = video_id(path, os.path.getsize(path))
+        frames = shots[-1][1]
+        video_rows.append(
+            dict(video_id=vid, video_path=path, size_bytes=os.path.getsize(path),
+                 duration_s=frames / FPS, fps=FPS, width=64, height=64, codec="h264",
+                 num_frames=frames, rotation=0, has_audio=False, is_vfr=False, status="ok",
+                 num_clips=len(shots), analysis_s=0.1)
+        )  # fmt: skip
+        for i, (a, b) in enumerate(shots):
+            clip_rows.append(
+                dict(clip_id=clip_id(vid, a, b), video_id=vid, video_path=path, start_frame=a,
+                     end_frame=b, start_s=a / FPS, end_s=(b - 1) / FPS, fps=FPS,
+                     num_frames=b - a, width=64, height=64, shot_index=i,
+                     transition_in="start" if i == 0 else "cut",
+                     transition_out="cut" if i == 0 else "end", motion_score=1.0 + i,
+                     motion_p90=2.0, caption=text, caption_source="sidecar")
+            )  # fmt: skip
+    write_shard(
+        out,
+        "part-00000",
+        pa.Table.from_pylist(video_rows, schema=VIDEO_SCHEMA),
+        pa.Table.from_pylist(clip_rows, schema=CLIP_SCHEMA),
+    )
+
+
+def make_curated(base: Path) -> Path:
+    """A curated run folder (made once per session under `base`)."""
+    out = base / "curated"
+    if (out / "clips").is_dir():
+        return out
+    videos = write_corpus(base / "raw")
+    tmp = base / "curated-tmp"
+    shards_from_known_shots(tmp, videos)
+    tmp.rename(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory) -> Path:
+    return make_curated(tmp_path_factory.getbasetemp())
+
+
+def train(data: Path, out: Path, *settings: str, extra=(), preset="tiny") -> int:
+    args = ["train", "--data", str(data), "--out", str(out)]
+    if preset:
+        args += ["--preset", preset]
+    for s in settings:
+        args += ["--set", s]
+    return main([*args, *extra])
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+COMPUTED = ("stage", "step", "global_step", "loss", "lr", "grad_norm", "l1", "kl", "t_mean")
+
+
+def computed(run: Path) -> list[dict]:
+    """The metrics that follow from the computation (not timings)."""
+    return [{k: m[k] for k in COMPUTED if k in m} for m in metrics(run)]
+
+
+# -- every stage --------------------------------------------------------------------------
+
+ALL_STAGES = ("vae.steps=2", "image.steps=2", "video.steps=2", "hq.steps=2")
+
+
+@pytest.fixture(scope="module")
+def full_run(curated, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("full") / "run"
+    assert train(curated, out, *ALL_STAGES, "checkpoint_every=3", "keep_checkpoints=2") == 0
+    return out
+
+
+def test_every_stage_trains_and_logs_each_step(full_run):
+    rows = metrics(full_run)
+    assert [(m["stage"], m["step"]) for m in rows] == [
+        (s, k) for s in ("vae", "image", "video", "hq") for k in (1, 2)
+    ]
+    assert [m["global_step"] for m in rows] == list(range(1, 9))
+    assert all(np.isfinite(m["loss"]) and m["samples_per_s"] > 0 for m in rows)
+    assert {"l1", "kl"} <= set(rows[0]) and "t_mean" in rows[-1]
+
+
+def test_final_folder_is_a_model_with_ema_weights(full_run):
+    model = load_model(full_run / "final")
+    assert model.vae is not None and model.dit is not None
+    newest = ckpt.complete_checkpoints(full_run)[-1]
+    ema = load_file(str(newest / "ema_dit.safetensors"))
+    final = load_file(str(full_run / "final" / "dit.safetensors"))
+    assert all((ema[k] == final[k]).all() for k in final)
+    info = json.loads((full_run / "final" / "train.json").read_text())
+    assert (info["frames"], info["height"], info["width"]) == (5, 32, 32)
+
+
+def test_vae_stage_measures_the_latent_scale(full_run):
+    scale = load_model(full_run / "vae").config.vae.scaling_factor
+    assert scale != pytest.approx(0.7)  # the preset's value, replaced by 1 / latent std
+    assert load_model(full_run / "final").config.vae.scaling_factor == scale
+
+
+def test_only_the_newest_whole_checkpoints_are_kept(full_run):
+    folders = ckpt.complete_checkpoints(full_run)
+    assert [f.name for f in folders] == ["step-00000006", "step-00000008"]
+    assert all(ckpt.problem(f) is None for f in folders)
+    state = json.loads((folders[-1] / "trainer.json").read_text())
+    assert state["state"]["done"] == ["vae", "image", "video", "hq"]
+    assert not list((full_run / "checkpoints").glob(".tmp-*"))
+
+
+def test_sample_videos_are_written_for_each_stage(full_run):
+    recon = probe(full_run / "samples" / "vae-step-00000002" / "recon-00.mp4")
+    assert (recon.num_frames, recon.width, recon.height) == (5, 64, 32)  # input | output
+    for stage, step in (("image", 4), ("video", 6), ("hq", 8)):
+        info = probe(full_run / "samples" / f"{stage}-step-{step:08d}" / "00.mp4")
+        assert (info.width, info.height) == (32, 32)
+        assert info.num_frames == (1 if stage == "image" else 5)
+
+
+# -- exact resume ---------------------------------------------------------------------------
+
+RESUME = ("vae.steps=3", "image.steps=0", "video.steps=4", "hq.steps=0", "checkpoint_every=2")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(curated, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("whole") / "run"
+    # loader workers here, none in the interrupted runs: samples do not depend on them
+    assert train(curated, out, *RESUME, "num_workers=2") == 0
+    return out
+
+
+def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(curated, uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    assert train(curated, out, *RESUME, extra=["--stop-after", "2"]) == 0  # mid-vae
+    assert metrics(out)[-1]["global_step"] == 2
+    # same config given again; then nothing but --resume (the run's config and data)
+    assert train(curated, out, *RESUME, extra=["--resume", "--stop-after", "3"]) == 0
+    assert metrics(out)[-1]["global_step"] == 5  # mid-video
+    assert main(["train", "--out", str(out), "--resume"]) == 0
+    assert computed(out) == computed(uninterrupted)
+    for name in ("vae.safetensors", "dit.safetensors"):
+        a, b = load_file(str(out / "final" / name)), load_file(str(uninterrupted / "final" / name))
+        assert all((a[k] == b[k]).all() for k in a)
+
+
+def test_resume_skips_a_damaged_newest_checkpoint(curated, uninterrupted, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train(curated, out, *RESUME, extra=["--stop-after", "5"]) == 0
+    newest = ckpt.complete_checkpoints(out)[-1]
+    assert newest.name == "step-00000005"
+    weights = newest / "dit.safetensors"
+    with open(weights, "r+b") as f:
+        f.truncate(weights.stat().st_size // 2)
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume"]) == 0
+    assert "skipping damaged checkpoint step-00000005" in capsys.readouterr().err
+    assert computed(out) == computed(uninterrupted)
+    assert (out / "checkpoints" / "bad-step-00000005").is_dir()
+
+
+# -- failures -------------------------------------------------------------------------------
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(curated, tmp_path, capsys):
+    out = tmp_path / "run"
+    settings = ("vae.steps=6", "image.steps=0", "video.steps=0", "hq.steps=0")
+    # a huge learning rate blows the weights up after the first step
+    rc = train(
+        curated, out, *settings, "vae.lr=1.0e+30", "vae.warmup_steps=0", "checkpoint_every=1"
+    )
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc != 0
+    good = out / "checkpoints" / "step-00000001"
+    assert err == (
+        f"lvd train: error: loss is nan at vae step 2; the last good checkpoint is {good}"
+    )
+    assert [f.name for f in ckpt.complete_checkpoints(out)] == [good.name]
+    assert ckpt.problem(good) is None
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+
+
+def test_an_existing_run_needs_resume(curated, full_run, capsys):
+    assert train(curated, full_run, *ALL_STAGES) == 2
+    assert "pass --resume" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_changed_config(curated, full_run, capsys):
+    assert train(curated, full_run, *ALL_STAGES, "video.lr=0.5", extra=["--resume"]) == 2
+    assert "--resume: video.lr is 0.5" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("video.frames=8", "video.frames must be 1 + 4k"),
+        ("video.buckets=[[40,40]]", "video.buckets: 40x40 must have sides divisible by 16"),
+        ("vae.steps=0", "the DiT stages need a trained VAE"),
+    ],
+)
+def test_bad_settings_fail_with_one_line(curated, tmp_path, capsys, setting, message):
+    assert train(curated, tmp_path / "run", setting) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_missing_data_folder_is_named(tmp_path, capsys):
+    assert train(tmp_path / "nowhere", tmp_path / "run") == 2
+    assert "is not a curated run folder" in capsys.readouterr().err
+
+
+def test_help_config_lists_stage_keys(capsys):
+    assert main(["train", "--out", "x", "--help-config"]) == 0
+    out = capsys.readouterr().out
+    assert "video.rules" in out and "cache_latents" in out and "model.dit.depth" in out
