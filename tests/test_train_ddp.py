@@ -1,0 +1,89 @@
+"""`lvd train` under torchrun: 2 processes on CPU (gloo) equal 1 process at the same
+global batch, with DDP and with FSDP2 sharding."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.test_train import computed, make_curated, train
+
+STAGES = (
+    "vae.steps=3", "image.steps=0", "video.steps=3", "hq.steps=0",
+    "vae.batch_size=4", "video.batch_size=4", "checkpoint_every=2",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory):
+    return make_curated(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def one_process(curated, tmp_path_factory):
+    out = tmp_path_factory.mktemp("one") / "run"
+    assert train(curated, out, *STAGES) == 0
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(data, out, *settings, processes=2) -> subprocess.CompletedProcess:
+    args = ["train", "--data", str(data), "--out", str(out), "--preset", "tiny"]
+    for s in settings:
+        args += ["--set", s]
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes=1",
+        f"--nproc-per-node={processes}", "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{_free_port()}", "--module", "pipelines.cli", *args,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+
+
+def assert_same_training(run, reference):
+    """Same steps, same random draws (timesteps are exact), losses and gradient norms to
+    float tolerance: summation order differs between 1 and 2 processes, and Adam's
+    normalised first steps turn rounding-level gradients into full-size updates, so
+    differences grow from ~1e-7 to ~1e-4 over a few steps. A real mismatch (a wrong
+    slice of the batch or of the noise, summed instead of averaged gradients) moves
+    these numbers by percent."""
+    a, b = computed(run), computed(reference)
+    assert [(m["stage"], m["step"]) for m in a] == [(m["stage"], m["step"]) for m in b]
+    for x, y in zip(a, b, strict=True):
+        assert x["lr"] == y["lr"]
+        if "t_mean" in x:
+            assert x["t_mean"] == pytest.approx(y["t_mean"], rel=1e-6)
+        for key in ("loss", "grad_norm", "l1", "kl"):
+            if key in x:
+                assert x[key] == pytest.approx(y[key], rel=1e-3), (key, x, y)
+    for name in ("vae.safetensors", "dit.safetensors"):
+        w, r = load_file(str(run / "final" / name)), load_file(str(reference / "final" / name))
+        diff = torch.cat([(w[k] - r[k]).flatten() for k in r]).norm()
+        assert diff <= 1e-3 * torch.cat([r[k].flatten() for k in r]).norm(), name
+
+
+@pytest.mark.slow
+def test_two_ddp_processes_equal_one(curated, one_process, tmp_path):
+    out = tmp_path / "run"
+    done = torchrun(curated, out, *STAGES, "sharding=ddp")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "run.json").read_text())["world_size"] == 2
+    assert_same_training(out, one_process)
+
+
+@pytest.mark.slow
+def test_two_fsdp_processes_equal_one(curated, one_process, tmp_path):
+    out = tmp_path / "run"
+    done = torchrun(curated, out, *STAGES, "sharding=fsdp")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_same_training(out, one_process)
