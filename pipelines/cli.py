@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STEPS",
         help="stop after this many steps, with a checkpoint (continue later with --resume)",
     )
+    p.add_argument("--ray-address", help="Ray cluster for --cache-latents (default: local)")
     _add_config_args(p, "tiny, small (default), base, large, xl")
 
     p = sub.add_parser(

@@ -103,10 +103,12 @@ class Trainer:
         resume_from: Path | None = None,
         stop_after: int | None = None,
         progress: bool = True,
+        ray_address: str | None = None,
     ):
         self.cfg, self.data, self.run, self.d = cfg, data, run, d
         self.device = d.device
         self.stop_after, self.progress = stop_after, progress
+        self.ray_address = ray_address
         self.model_cfg = copy.deepcopy(cfg.model)
         self.bf16 = cfg.precision == "bf16" or (
             cfg.precision == "auto" and self.device.type == "cuda"
@@ -557,6 +559,12 @@ class Trainer:
         return final
 
     # -- helpers -----------------------------------------------------------------------
+    def vae_folder(self) -> Path:
+        """The model folder of the VAE the DiT stages use."""
+        if "vae" in [n for n, _ in self.cfg.stages()]:
+            return self.run / "vae"
+        return ckpt.model_folder(self.cfg.vae_from or self.cfg.init_from)
+
     def _sharding(self, setting: str, num_params: int = 0) -> str:
         return ddp.choose_sharding(setting, self.d, num_params)
 
@@ -663,7 +671,9 @@ def run(args) -> int:
             _trim_metrics(out, saved["state"]["global_step"] if saved else 0)
             _write_run_json(out, cfg, data, d, "running", started, resume_from)
         d.barrier()
-        trainer = Trainer(cfg, data, out, d, resume_from, args.stop_after)
+        trainer = Trainer(
+            cfg, data, out, d, resume_from, args.stop_after, ray_address=args.ray_address
+        )
         try:
             final = trainer.train()
         except TrainingStopped:
@@ -683,6 +693,10 @@ def run(args) -> int:
             )
         return 0
     finally:
+        if cfg.cache_latents:
+            from pipelines.latent_cache import stop_ray
+
+            stop_ray()
         ddp.shutdown(d)
 
 

@@ -1,0 +1,305 @@
+"""Precomputed training samples (`cache_latents`): a Ray Data job, then a Dataset over it.
+
+Decoding clips, running the frozen VAE encoder and T5 cost more than a small DiT's step,
+and they give the same answer every epoch for the same window, so they can be done
+once, in parallel, by the same kind of Ray Data job as curation (actors that load their
+models once, on GPUs when the cluster has them). Each clip gets `cache_windows` fixed
+sample windows (window w is exactly the sample ClipDataset draws at epoch w: the same
+start time and crop); epoch e trains on window e % cache_windows. This trades the
+endless fresh windows and crops of uncached training for speed; with one window per
+clip (the default) every epoch sees the same samples.
+
+RUN/cache/<stage>/part-NNNNN.parquet rows: index (the clip's place in the stage's clip
+list), window, bucket, clip_id, caption, motion_score, ok, and per stage either
+`video` (uint8 frames, the vae stage) or `latents` (scaled VAE latents) with
+`text_emb`/`text_mask` (T5), as raw bytes with their shapes. MANIFEST.json is written
+last and records what the cache was made from; a cache whose record differs from the
+current stage (other data, rules, frames, VAE weights, text encoder, ...) is rebuilt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from pipelines import checkpoints as ckpt
+from pipelines.errors import UsageError
+from pipelines.train_config import StageConfig
+from pipelines.train_data import ClipDataset, ClipRow, load_clips, load_window, parse_rules
+
+MANIFEST = "MANIFEST.json"
+VERSION = 1
+ROWS_PER_FILE = 256
+ROWS_PER_GROUP = 8  # a sample read fetches one row group: keep them small
+
+
+class CacheEncoder:
+    """Ray Data actor: clip rows -> cached samples (pixels, or VAE latents and T5)."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.vae = self.text = None
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if spec["vae_folder"]:
+            from model.checkpoint import load_model
+            from model.config import TextEncoderConfig
+            from model.text_encoder import TextEncoder
+
+            self.vae = load_model(spec["vae_folder"], self.device, parts=("vae",)).vae
+            self.text = TextEncoder(TextEncoderConfig(**spec["text_encoder"]), self.device)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        spec = self.spec
+        rows = [
+            dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)
+        ]
+        out: dict[str, list] = {k: [] for k in ("index", "window", "bucket", "clip_id", "caption",
+                                                 "motion_score", "ok", "shape", "data")}  # fmt: skip
+        if self.vae is not None:
+            out.update(text_shape=[], text_emb=[], text_mask=[])
+        videos = {}
+        for r, row in enumerate(rows):
+            clip = ClipRow(*(row[k] for k in ("clip_id", "video_path", "start_s", "end_s",
+                                             "width", "height", "caption", "motion_score")))  # fmt: skip
+            size = tuple(spec["buckets"][int(row["bucket"])])
+            key = (spec["seed"], int(row["window"]), int(row["index"]))
+            try:
+                videos[r] = load_window(
+                    clip, spec["frames"], spec["fps"], size, key, spec["random_crop"]
+                )
+            except Exception as e:  # an unreadable clip is left out of the cache, with a note
+                print(f"lvd train: cache: skipping clip {clip.clip_id}: {e}", file=sys.stderr)
+        latents = self._encode(videos) if self.vae is not None else {}
+        if self.vae is not None and videos:
+            captions = sorted({rows[r]["caption"] for r in videos})
+            emb, mask = self.text(captions)
+            text = {c: (emb[i], mask[i]) for i, c in enumerate(captions)}
+        for r, row in enumerate(rows):
+            for k in ("index", "window", "bucket", "clip_id", "caption", "motion_score"):
+                out[k].append(row[k])
+            ok = r in videos
+            out["ok"].append(ok)
+            array = (latents[r] if self.vae is not None else videos[r]) if ok else np.zeros(0)
+            out["shape"].append(list(array.shape))
+            out["data"].append(array.tobytes())
+            if self.vae is not None:
+                emb_r, mask_r = text[row["caption"]] if ok else (torch.zeros(0), torch.zeros(0))
+                out["text_shape"].append(list(emb_r.shape))
+                out["text_emb"].append(emb_r.float().cpu().numpy().astype(np.float16).tobytes())
+                out["text_mask"].append(mask_r.bool().cpu().numpy().tobytes())
+        return {k: np.array(v, dtype=object) for k, v in out.items()}
+
+    @torch.no_grad()
+    def _encode(self, videos: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        """Latents per row, one VAE call per group of equal-size samples."""
+        groups: dict[tuple, list[int]] = {}
+        for r, video in videos.items():
+            groups.setdefault(video.shape, []).append(r)
+        out = {}
+        autocast = torch.autocast("cuda", torch.bfloat16) if self.device.type == "cuda" else None
+        for rows in groups.values():
+            pixels = torch.from_numpy(np.stack([videos[r] for r in rows])).to(self.device)
+            pixels = pixels.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # (B, 3, T, H, W)
+            with autocast or torch.autocast("cpu", enabled=False):
+                z = self.vae.encode(pixels).float()  # (B, C, T_lat, h, w)
+            for i, r in enumerate(rows):
+                out[r] = z[i].cpu().numpy().astype(np.float16)
+        return out
+
+
+def cache_key(trainer, name: str, stage: StageConfig, seed: int, vae_folder: str) -> dict:
+    """Everything the cached samples depend on (compared, not hashed: it is readable)."""
+    shards = sorted((Path(trainer.data) / "clips").glob("part-*.parquet"))
+    key = {
+        "version": VERSION,
+        "stage": name,
+        "data": str(Path(trainer.data).resolve()),
+        "shards": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in shards],
+        "frames": stage.frames,
+        "fps": stage.fps,
+        "buckets": [list(b) for b in stage.buckets],
+        "rules": list(stage.rules),
+        "random_crop": stage.random_crop,
+        "seed": seed,
+        "windows": trainer.cfg.cache_windows,
+    }
+    if vae_folder:
+        weights = Path(vae_folder) / "vae.safetensors"
+        key["vae"] = [str(weights), ckpt.crc32(weights)]
+        key["vae_scaling_factor"] = trainer.model_cfg.vae.scaling_factor
+        key["text_encoder"] = trainer.model_cfg.text_encoder.model
+    return key
+
+
+def cached_dataset(trainer, name: str, stage: StageConfig, seed: int) -> CachedSamples:
+    """The stage's cached samples, built first when missing or stale (rank 0 builds; the
+    other ranks wait for the manifest)."""
+    folder = trainer.run / "cache" / name
+    vae_folder = "" if name == "vae" else str(trainer.vae_folder())
+    key = cache_key(trainer, name, stage, seed, vae_folder)
+    if trainer.d.is_main and _read_key(folder) != key:
+        build_cache(trainer, name, stage, seed, vae_folder, key, folder)
+    while _read_key(folder) != key:  # other ranks: a file poll, no collective timeout
+        time.sleep(2.0)
+    trainer.d.barrier()
+    return CachedSamples(folder, trainer.cfg.cache_windows)
+
+
+def _read_key(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text())["key"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def build_cache(trainer, name, stage, seed, vae_folder, key, folder: Path) -> None:
+    from tqdm import tqdm
+
+    from pipelines.ray_env import start_ray
+
+    clips = load_clips(trainer.data, parse_rules(stage.rules))
+    # the same clip list, indices and buckets as uncached training
+    dataset = ClipDataset(clips, stage.frames, stage.fps, stage.buckets, seed, stage.random_crop)
+    items = [
+        {**dataclasses.asdict(clip), "index": i, "window": w, "bucket": dataset.bucket_of[i]}
+        for i, clip in enumerate(dataset.clips)
+        for w in range(trainer.cfg.cache_windows)
+    ]
+    spec = {
+        "vae_folder": vae_folder, "frames": stage.frames, "fps": stage.fps,
+        "buckets": [list(b) for b in stage.buckets], "seed": seed,
+        "random_crop": stage.random_crop,
+        "text_encoder": dataclasses.asdict(trainer.model_cfg.text_encoder) if vae_folder else None,
+    }  # fmt: skip
+    global _STARTED_RAY
+    _STARTED_RAY = _STARTED_RAY or not _ray_running()
+    ray = start_ray(trainer.ray_address, None, None)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    ds = ray.data.from_items(items).map_batches(
+        CacheEncoder,
+        fn_constructor_args=(spec,),
+        batch_size=trainer.cfg.cache_batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, int(gpus) or 2)),
+        num_gpus=1 if gpus and vae_folder else 0,
+    )
+    bar = tqdm(total=len(items), unit="sample", desc=f"cache {name}", file=sys.stderr)
+    rows = 0
+    try:
+        for n, batch in enumerate(
+            ds.iter_batches(batch_size=ROWS_PER_FILE, batch_format="pyarrow")
+        ):
+            # the folder is renamed into place when whole: files need no rename of their own
+            table = _typed(batch)
+            pq.write_table(table, tmp / f"part-{n:05d}.parquet", row_group_size=ROWS_PER_GROUP)
+            rows += table.num_rows
+            bar.update(table.num_rows)
+    finally:
+        bar.close()
+    manifest = {"key": key, "rows": rows, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+_STARTED_RAY = False
+
+
+def stop_ray() -> None:
+    """Shut down the local Ray the cache jobs started (kept up between stages)."""
+    global _STARTED_RAY
+    if _STARTED_RAY:
+        import ray
+
+        ray.shutdown()
+        _STARTED_RAY = False
+
+
+def _ray_running() -> bool:
+    try:
+        import ray
+
+        return ray.is_initialized()
+    except ImportError:
+        raise UsageError("cache_latents needs Ray (pip install 'ray[data]')") from None
+
+
+def _typed(batch: pa.Table) -> pa.Table:
+    """Fix the Arrow types of the actor's object columns."""
+    types = {
+        "index": pa.int64(), "window": pa.int32(), "bucket": pa.int32(), "clip_id": pa.string(),
+        "caption": pa.string(), "motion_score": pa.float32(), "ok": pa.bool_(),
+        "shape": pa.list_(pa.int32()), "data": pa.binary(), "text_shape": pa.list_(pa.int32()),
+        "text_emb": pa.binary(), "text_mask": pa.binary(),
+    }  # fmt: skip
+    columns = {c: pa.array(batch[c].to_pylist(), types[c]) for c in batch.column_names}
+    return pa.table(columns)
+
+
+class CachedSamples(torch.utils.data.Dataset):
+    """Cached samples indexed like ClipDataset: (index, epoch) -> window epoch % windows.
+    Clips with any unreadable window are left out. Files are opened lazily, per process
+    (loader workers each keep a few row groups)."""
+
+    def __init__(self, folder: Path, windows: int):
+        self.folder, self.windows = folder, windows
+        self.files = sorted(folder.glob("part-*.parquet"))
+        where: dict[tuple[int, int], tuple[int, int, int]] = {}
+        meta: dict[int, tuple[int, bool]] = {}
+        for f, path in enumerate(self.files):
+            parquet = pq.ParquetFile(path)
+            for g in range(parquet.num_row_groups):
+                cols = parquet.read_row_group(g, columns=["index", "window", "bucket", "ok"])
+                for r, row in enumerate(cols.to_pylist()):
+                    where[(row["index"], row["window"])] = (f, g, r)
+                    bucket, ok = meta.get(row["index"], (row["bucket"], True))
+                    meta[row["index"]] = (bucket, ok and row["ok"])
+        self.indices = sorted(i for i, (_, ok) in meta.items() if ok)
+        self.where = where
+        self.bucket_of = [meta[i][0] for i in self.indices]
+        if not self.indices:
+            raise UsageError(f"the cache in {folder} holds no readable sample")
+        self._groups: OrderedDict = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _row(self, f: int, g: int, r: int) -> dict:
+        if (f, g) not in self._groups:
+            self._groups[(f, g)] = pq.ParquetFile(self.files[f]).read_row_group(g).to_pylist()
+            if len(self._groups) > 4:
+                self._groups.popitem(last=False)
+        return self._groups[(f, g)][r]
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        i, epoch = key
+        row = self._row(*self.where[(self.indices[i], epoch % self.windows)])
+        sample = {"clip_id": row["clip_id"], "caption": row["caption"],
+                  "motion_score": float(row["motion_score"])}  # fmt: skip
+        if row.get("text_shape") is None:  # the vae stage: pixels
+            video = np.frombuffer(row["data"], np.uint8).reshape(row["shape"])
+            sample["video"] = torch.from_numpy(video.copy()).permute(3, 0, 1, 2)  # (3, T, H, W)
+            return sample
+        sample["latents"] = torch.from_numpy(
+            np.frombuffer(row["data"], np.float16).reshape(row["shape"]).copy()
+        )  # (C, T_lat, h, w)
+        sample["text_emb"] = torch.from_numpy(
+            np.frombuffer(row["text_emb"], np.float16).reshape(row["text_shape"]).copy()
+        )  # (L, dim)
+        sample["text_mask"] = torch.from_numpy(
+            np.frombuffer(row["text_mask"], np.bool_).copy()
+        )  # (L,)
+        return sample
