@@ -200,18 +200,21 @@ class Trainer:
             self.bar.update(1)
             last = step + 1 == stage.steps
             stopping = self._stopping()
-            log_now = (step + 1) % cfg.log_every == 0 or last
-            save_now = (step + 1) % cfg.checkpoint_every == 0 or stopping
+            done = self.state.global_step  # "every N steps" counts steps of all stages
+            log_now = done % cfg.log_every == 0 or last
+            save_now = done % cfg.checkpoint_every == 0 or stopping
             if log_now or save_now or last:
                 self._check_finite(name, bad_step, bad_value)
             if log_now:
                 elapsed = time.perf_counter() - window[2]
                 self._log(run, step + 1, loss, grad_norm, logs, (window[0], window[1], elapsed))
                 window = [0, 0, time.perf_counter()]
-            if cfg.sample_every and (step + 1) % cfg.sample_every == 0 and not last:
+            paused = time.perf_counter()  # samples and checkpoints are not step time
+            if cfg.sample_every and done % cfg.sample_every == 0 and not last:
                 self._samples(run, dataset)
             if save_now and not last:  # the end of a stage is saved by _finish_stage
                 self._save_checkpoint()
+            window[2] += time.perf_counter() - paused
             if stopping and not last:
                 return False
         return True
@@ -654,7 +657,9 @@ def run(args) -> int:
             raise UsageError(f"no usable checkpoint in {out / 'checkpoints'}: {skipped[0]}")
     saved = json.loads((resume_from / "trainer.json").read_text()) if resume_from else None
     cfg = resolve_config(args, saved["config"] if saved else None)
-    if args.cache_latents:
+    if args.cache_latents and not cfg.cache_latents:
+        if saved is not None:
+            raise UsageError("--cache-latents: this run was trained without the cache")
         cfg.cache_latents = True
     data = Path(args.data) if args.data else (Path(saved["data"]) if saved else None)
     if data is None:

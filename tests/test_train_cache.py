@@ -1,0 +1,67 @@
+"""Training from precomputed samples (`--cache-latents`): the Ray Data job writes each
+stage's windows once, they equal what uncached training would encode, and a resumed
+run reuses them."""
+
+import json
+
+import pytest
+import torch
+
+from model.checkpoint import load_model
+from pipelines.latent_cache import CachedSamples
+from pipelines.train_config import STAGES
+from pipelines.train_data import ClipDataset, load_clips, to_unit_range
+from pipelines.train_steps import mix_seed
+from tests.test_train import make_curated, metrics, train
+
+STAGES_ON = ("vae.steps=2", "image.steps=0", "video.steps=3", "hq.steps=0", "cache_windows=2")
+
+
+@pytest.fixture(scope="module")
+def cached_run(tmp_path_factory):
+    data = make_curated(tmp_path_factory.getbasetemp())
+    out = tmp_path_factory.mktemp("cached") / "run"
+    assert train(data, out, *STAGES_ON, extra=["--cache-latents", "--stop-after", "4"]) == 0
+    written = json.loads((out / "cache" / "video" / "MANIFEST.json").read_text())["written_at"]
+    assert train(data, out, extra=["--resume"], preset=None) == 0
+    return data, out, written
+
+
+@pytest.mark.slow
+def test_cached_training_runs_every_stage(cached_run):
+    _, out, _ = cached_run
+    assert [(m["stage"], m["step"]) for m in metrics(out)] == [
+        ("vae", 1), ("vae", 2), ("video", 1), ("video", 2), ("video", 3)
+    ]  # fmt: skip
+    assert load_model(out / "final").dit is not None
+    for stage in ("vae", "video"):
+        manifest = json.loads((out / "cache" / stage / "MANIFEST.json").read_text())
+        assert manifest["rows"] == 8 * 2  # 8 clips, 2 windows each
+
+
+@pytest.mark.slow
+def test_a_resumed_run_reuses_the_cache(cached_run):
+    _, out, written = cached_run
+    manifest = json.loads((out / "cache" / "video" / "MANIFEST.json").read_text())
+    assert manifest["written_at"] == written
+
+
+@pytest.mark.slow
+def test_cached_windows_are_the_uncached_samples(cached_run):
+    data, out, _ = cached_run
+    config = json.loads((out / "run.json").read_text())["config"]["video"]
+    seed = mix_seed(0, STAGES.index("video"))
+    clips = ClipDataset(
+        load_clips(data, []), config["frames"], config["fps"],
+        [tuple(b) for b in config["buckets"]], seed,
+    )  # fmt: skip
+    cached = CachedSamples(out / "cache" / "video", windows=2)
+    vae = load_model(out / "vae").vae
+    for index, epoch in ((0, 0), (3, 1), (5, 2)):  # epoch 2 is window 0 again
+        sample = cached[(index, epoch)]
+        with torch.no_grad():
+            video = clips[(index, epoch % 2)]["video"][None]
+            latents = vae.encode(to_unit_range(video))[0]
+        torch.testing.assert_close(sample["latents"].float(), latents, rtol=2e-3, atol=2e-3)
+        assert sample["caption"] == clips.clips[index].caption
+        assert sample["text_mask"].sum() > 1  # the caption's tokens and </s>
