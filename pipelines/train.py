@@ -335,6 +335,11 @@ class Trainer:
             dataset = ClipDataset(
                 clips, stage.frames, stage.fps, stage.buckets, seed, stage.random_crop
             )
+        if stage.batch_size % self.d.world_size:
+            raise UsageError(
+                f"{name}.batch_size ({stage.batch_size}) must be divisible by the "
+                f"{self.d.world_size} processes (it is the global batch)"
+            )
         sizes = batch_sizes(stage.buckets, stage.batch_size, self.d.world_size)
         sampler = BucketBatchSampler(dataset.bucket_of, sizes, seed, self.d.rank, self.d.world_size)
         return dataset, sampler

@@ -9,10 +9,12 @@ from pipelines.train_data import (
     BucketBatchSampler,
     ClipDataset,
     ClipRow,
+    batch_sizes,
     bucket_for,
     collate,
     cover_crop,
     parse_rules,
+    to_unit_range,
 )
 from tests import synth
 
@@ -48,8 +50,9 @@ def test_samples_have_the_stage_shape_and_drop_short_clips(clips):
     ds = ClipDataset(clips, frames=9, fps=8, buckets=BUCKETS)
     assert len(ds) == 12  # the 0.2 s clip cannot hold 9 frames at 8 fps
     sample = ds[(0, 0)]
-    assert sample["video"].shape == (3, 9, 32, 64)
-    assert float(sample["video"].min()) >= -1.0 and float(sample["video"].max()) <= 1.0
+    assert sample["video"].shape == (3, 9, 32, 64) and sample["video"].dtype == torch.uint8
+    video = to_unit_range(sample["video"])
+    assert float(video.min()) >= -1.0 and float(video.max()) <= 1.0 and video.std() > 0.05
     tall = ds[(1, 0)]
     assert tall["video"].shape == (3, 9, 64, 32)
 
@@ -96,3 +99,16 @@ def test_rules_parse_and_fail_with_a_reason():
     )
     with pytest.raises(UsageError, match="data rule 'min motion_score'"):
         parse_rules(["min motion_score"])
+
+
+def test_bucket_batch_sizes_hold_about_the_same_pixels():
+    assert batch_sizes([(32, 64), (64, 64), (16, 16)], 8) == [8, 4, 64]
+    # the others rounded to the process count, never below it
+    assert batch_sizes([(32, 32), (64, 64), (128, 128)], 8, world_size=4) == [8, 4, 4]
+
+
+def test_collate_stacks_tensors_and_numbers(clips):
+    ds = ClipDataset(clips, frames=5, fps=8, buckets=BUCKETS)
+    batch = collate([ds[(0, 0)], ds[(2, 0)]])
+    assert batch["video"].shape == (2, 3, 5, 32, 64)
+    assert batch["motion_score"].dtype == torch.float32 and batch["caption"] == ["wide 0", "wide 1"]
