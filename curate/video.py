@@ -46,6 +46,10 @@ class VideoError(Exception):
         self.kind = kind
         self.reason = reason
 
+    def __reduce__(self):
+        # Rebuilt from (kind, reason) when it crosses a process boundary (pipelines/isolate).
+        return (VideoError, (self.kind, self.reason))
+
 
 @dataclass(frozen=True)
 class VideoInfo:
