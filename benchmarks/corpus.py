@@ -23,10 +23,10 @@ Frames are rendered lazily from a per-frame recipe, so memory stays small at 720
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -236,7 +236,7 @@ def plan_video(k: int, rng: np.random.Generator) -> VideoPlan:
                 shot.whip_frames = round(fps * rng.uniform(0.2, 0.35))
                 shot.whip_at = int(rng.integers(int(fps), frames - int(fps) - shot.whip_frames))
         plan.shots.append(shot)
-    for a, b in zip(plan.shots, plan.shots[1:]):
+    for a, b in itertools.pairwise(plan.shots):
         kind = str(rng.choice(["cut", "fade", "dissolve"], p=[0.4, 0.3, 0.3]))
         if kind == "cut":
             plan.joins.append(Join("cut"))
@@ -283,7 +283,7 @@ def recipe(plan: VideoPlan, speeds: list[list[float]]) -> tuple[Recipe, dict]:
             elif join.kind == "fade":
                 first = here - join.out_frames
                 for i in range(join.out_frames):
-                    (kk, ii, _), = out[first + i]
+                    ((kk, ii, _),) = out[first + i]
                     out[first + i] = [(kk, ii, 1 - (i + 1) / (join.out_frames + 1))]
                 out += [[] for _ in range(join.hold_frames)]
                 frame_speed += [0.0] * join.hold_frames
@@ -297,7 +297,7 @@ def recipe(plan: VideoPlan, speeds: list[list[float]]) -> tuple[Recipe, dict]:
                 first = here - n
                 for i in range(n):
                     a = (i + 1) / (n + 1)
-                    (kk, ii, _), = out[first + i]
+                    ((kk, ii, _),) = out[first + i]
                     out[first + i] = [(kk, ii, 1 - a), (k, i, a)]
                     frame_speed[first + i] = max(frame_speed[first + i], speed[i])
                 terms, speed = terms[n:], speed[n:]
@@ -309,17 +309,27 @@ def recipe(plan: VideoPlan, speeds: list[list[float]]) -> tuple[Recipe, dict]:
             n = plan.fade_out
             for i in range(n):
                 j = len(terms) - n + i
-                (kk, ii, _), = terms[j]
+                ((kk, ii, _),) = terms[j]
                 terms[j] = [(kk, ii, 1 - (i + 1) / (n + 1))]
             last = len(out) + len(terms) - 1
             transitions.append({"type": "fade", "start": last - n + 1, "end": last})
         offset = len(out) - (shot.frames - len(terms))  # video frame of this shot's frame 0
         if shot.flash_at >= 0:
-            events.append({"type": "flash", "start": offset + shot.flash_at,
-                           "end": offset + shot.flash_at + 1})
+            events.append(
+                {
+                    "type": "flash",
+                    "start": offset + shot.flash_at,
+                    "end": offset + shot.flash_at + 1,
+                }
+            )
         if shot.whip_at >= 0:
-            events.append({"type": "whip_pan", "start": offset + shot.whip_at,
-                           "end": offset + shot.whip_at + shot.whip_frames - 1})
+            events.append(
+                {
+                    "type": "whip_pan",
+                    "start": offset + shot.whip_at,
+                    "end": offset + shot.whip_at + shot.whip_frames - 1,
+                }
+            )
         out += terms
         frame_speed += speed
     shots.append(_shot_truth(shot_start, len(out), plan.shots[-1]))
@@ -348,8 +358,10 @@ def render(plan: VideoPlan, cameras: list[ShotCamera], layout: Recipe, seed: int
     noise = [rng.normal(0, 1.5, (plan.height, plan.width)).round() for _ in range(4)]
     # Saturating add of the positive part, subtract of the negative part: cheap grain.
     grain = [
-        (cv2.merge([np.clip(n, 0, 9).astype(np.uint8)] * 3),
-         cv2.merge([np.clip(-n, 0, 9).astype(np.uint8)] * 3))
+        (
+            cv2.merge([np.clip(n, 0, 9).astype(np.uint8)] * 3),
+            cv2.merge([np.clip(-n, 0, 9).astype(np.uint8)] * 3),
+        )
         for n in noise
     ]
     black = np.zeros((plan.height, plan.width, 3), np.uint8)

@@ -1,0 +1,282 @@
+"""Find the exact frames of cuts, fades, dissolves and black runs from per-frame signals.
+
+Each function decides about one place in the video from the signals around it
+(curate.signals) and returns frame numbers; none decodes or keeps anything.
+
+- Hard cut at frame c (the first frame of the new shot): the frame difference at c is a
+  spike against the median difference just before and just after (steady fast motion and
+  whip pans are not spikes), and no frame shortly after c matches the frame before it,
+  nor any frame shortly before c the frame at c, up to a small shift (that would be a
+  flash or something passing in front of the camera).
+- Black and uniform frames: 95% of luma below `black_luma`, or nearly no contrast; and
+  the bottom of a fade that never reaches black, a frame much darker than the frames on
+  both sides.
+- Fades: a fade scales the picture towards black, so its luma energy (RMS distance from
+  black) falls linearly; the fade spans the frames below (1 - edge_eps) of the shot's own
+  level, extrapolated to where the line reaches the shot's level.
+- Dissolves: between two anchors a second or so before and after a proposal, each
+  frame's colour histogram is projected on the line from the first anchor's to the
+  second's, which measures how far the picture has gone from one shot to the other
+  (histograms ignore motion). A dissolve is a clean ramp of that projection between two
+  plateaus, whose frames lose contrast (mixing two unrelated images lowers the variance:
+  Alattar's variance dip), over most of the frame (not a caption fading in), without the
+  large frame-to-frame changes of camera motion.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import median_filter
+
+from curate.config import ShotConfig
+from curate.signals import FrameSignals
+
+
+def spike_frames(diff: np.ndarray, lo: int, hi: int, fps: float, cfg: ShotConfig) -> list[int]:
+    """Frames c in [lo, hi) whose difference to the previous frame is a spike.
+
+    Needs diff over [lo - w, hi + w], w about 0.2 s.
+    """
+    w = max(2, round(0.2 * fps))
+    lo = max(1, lo)
+    out = []
+    for c in np.flatnonzero(diff[lo:hi] >= cfg.cut_min_diff) + lo:
+        left = np.median(diff[max(1, c - w) : c]) if c > 1 else 0.0
+        right = np.median(diff[c + 1 : c + 1 + w]) if c + 1 < len(diff) else 0.0
+        if diff[c] >= cfg.cut_ratio * max(left, right) + cfg.cut_offset:
+            out.append(int(c))
+    return out
+
+
+def shift_distance(a: np.ndarray, b: np.ndarray, radius: int = 2) -> float:
+    """Smallest mean absolute difference of two (3, h, w) thumbnails over small shifts."""
+    a = a.astype(np.float32)
+    b = b.astype(np.float32)
+    _, h, w = a.shape
+    best = np.inf
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            pa = a[:, max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)]
+            pb = b[:, max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)]
+            best = min(best, float(np.abs(pa - pb).mean()))
+    return best
+
+
+def is_flash(sig: FrameSignals, c: int, fps: float, cfg: ShotConfig) -> bool:
+    """Whether the change at c is undone within flash_window_s (a flash, an occlusion).
+
+    Needs thumbnails over [c - 1 - F, c + F], F = flash_window_s.
+    """
+    span = max(2, round(cfg.flash_window_s * fps))
+    lo = max(sig.oldest(), c - 1 - span)
+    hi = min(sig.pushed, c + 1 + span)
+    th = sig.thumbs(lo, hi)
+    before, after = th[c - 1 - lo], th[c - lo]
+    change = shift_distance(before, after)
+    limit = cfg.flash_ratio * change
+    later = (shift_distance(before, th[j - lo]) for j in range(c + 1, hi))
+    earlier = (shift_distance(th[i - lo], after) for i in range(lo, c - 1))
+    return any(d < limit for d in later) or any(d < limit for d in earlier)
+
+
+def dark_frames(
+    dark: np.ndarray,
+    luma_std: np.ndarray,
+    energy: np.ndarray,
+    lo: int,
+    hi: int,
+    fps: float,
+    cfg: ShotConfig,
+) -> np.ndarray:
+    """Black, uniform or dipped (bottom of a fade) flags for frames [lo, hi).
+
+    Needs energy over [lo - W, hi + W], W = dip_window_s.
+    """
+    flags = (dark[lo:hi] > 0) | (luma_std[lo:hi] < cfg.flat_std)
+    win = max(1, round(cfg.dip_window_s * fps))
+    a, b = max(0, lo - win), min(len(energy), hi + win)
+    # A median over 5 frames keeps a flash from passing for the bright side of a dip.
+    smooth = median_filter(energy[a:b], 5, mode="nearest")
+    for t in np.flatnonzero(energy[lo:hi] <= cfg.dip_luma) + lo:
+        left = smooth[max(0, t - win - a) : t - a + 1].max()
+        right = smooth[t - a : t + win - a + 1].max()
+        if energy[t] < cfg.dip_ratio * min(left, right):
+            flags[t - lo] = True
+    return flags
+
+
+def fade_extent(energy: np.ndarray, s: int, step: int, limit: int, cfg: ShotConfig) -> int | None:
+    """The far end of a fade that starts at frame s next to the dark side.
+
+    step -1: a fade-out ending at s (searched backwards); +1: a fade-in starting at s.
+    Returns the fade's last frame in the search direction (inclusive), or None when s is
+    already at the shot's own level (no fade). Needs energy over `limit` frames from s.
+    """
+    idx = np.arange(s, s + step * limit, step)
+    idx = idx[(idx >= 0) & (idx < len(energy))]
+    if len(idx) < 3:
+        return int(idx[-1]) if len(idx) else None
+    e = energy[idx]
+    level = np.percentile(e, cfg.fade_reference)
+    if level <= 0:
+        return None
+    back = np.flatnonzero(e >= (1 - cfg.edge_eps) * level)
+    if len(back) == 0:
+        return int(idx[-1])
+    k = int(back[0])  # frames 0..k-1 from s are below the shot's level: the fade
+    if k == 0:
+        return None
+    # The fade climbs to (1 - eps) of the level in k frames; its line reaches the level
+    # itself eps / (1 - eps) of that further.
+    last = k - 1 + int(np.ceil(cfg.edge_eps / (1 - cfg.edge_eps) * k))
+    return int(np.clip(s + step * last, 0, len(energy) - 1))
+
+
+def fades_at_cut(energy: np.ndarray, c: int, limit: int, cfg: ShotConfig) -> list[tuple[int, int]]:
+    """Fades running into (out of) a hard cut at c, as [start, end) frame ranges."""
+    out = []
+    for s, step in ((c - 1, -1), (c, 1)):
+        idx = np.arange(s, s + step * limit, step)
+        idx = idx[(idx >= 0) & (idx < len(energy))]
+        if len(idx) < 3:
+            continue
+        if energy[s] < cfg.cut_fade_ratio * np.percentile(energy[idx], cfg.fade_reference):
+            far = fade_extent(energy, s, step, limit, cfg)
+            if far is not None:
+                out.append((min(s, far), max(s, far) + 1))
+    return out
+
+
+def dissolve_extent(
+    sig: FrameSignals,
+    diff: np.ndarray,
+    luma_std: np.ndarray,
+    c: int,
+    lo: int,
+    hi: int,
+    fps: float,
+    cfg: ShotConfig,
+    open_lo: bool = False,
+    open_hi: bool = False,
+) -> tuple[int, int] | str:
+    """[start, end) of a gradual transition around frame c, or why there is none.
+
+    lo, hi: the window may not reach past these frames (other transitions). open_lo,
+    open_hi: lo (hi) is the edge of a gradual transition, so this one may run straight
+    on from it without a plateau between. Needs histograms and thumbnails over
+    [c - W, c + W], W = dissolve_window_s.
+    """
+    m = measure_ramp(sig, diff, luma_std, c, lo, hi, fps, cfg)
+    if isinstance(m, str):
+        return m
+    plateau = max(3, round(cfg.plateau_s * fps))
+    for side, is_open, edge, window_edge in (
+        ("before", open_lo, lo, "window_start"),
+        ("after", open_hi, hi, "window_end"),
+    ):
+        if m[f"plateau_{side}"] >= plateau:
+            if m[f"drift_{side}"] > cfg.drift_ratio:
+                return "drift"
+        elif not (is_open and m[window_edge] == edge):
+            return "no plateau"
+    if m["changed_area"] < cfg.changed_area_min:
+        return "local"
+    if m["dip"] > cfg.dissolve_dip_max:
+        return "no dip"
+    if m["travel"] > cfg.whip_excess:
+        return "motion"
+    return m["start"], m["end"]
+
+
+def measure_ramp(
+    sig: FrameSignals,
+    diff: np.ndarray,
+    luma_std: np.ndarray,
+    c: int,
+    lo: int,
+    hi: int,
+    fps: float,
+    cfg: ShotConfig,
+) -> dict[str, float] | str:
+    """The measures dissolve_extent decides on, for the ramp of histogram progress around c.
+
+    start, end: the ramp's frames, extended to where its line leaves 0 and reaches 1;
+    window_start, window_end: the window's ends; plateau_before/after: frames held on each
+    side; drift_before/after: each plateau's slope as a share
+    of the ramp's; changed_area: share of luma pixels that change between the two shots;
+    dip: lowest frame variance inside the ramp over the line between the shots'
+    variances; travel: frame-to-frame change inside the ramp beyond the plateaus' own,
+    over the change between the two shots.
+    """
+    half = round(cfg.dissolve_window_s * fps)
+    a, b = max(lo, c - half), min(hi, c + half)
+    n_anchor = 5
+    if b - a < 4 * n_anchor:
+        return "window"
+    cdf = sig.cdfs(a, b + 1).reshape(b + 1 - a, -1)
+    # Anchors are medians of a few frames, so a flash at the window's edge is harmless.
+    first = np.median(cdf[:n_anchor], axis=0)
+    last = np.median(cdf[-n_anchor:], axis=0)
+    span = last - first
+    dist = float(np.sqrt(span @ span))
+    if dist < cfg.mix_min:
+        return "same"
+    progress = median_filter((cdf - first) @ span / dist**2, 5, mode="nearest")
+    crossings = np.flatnonzero((progress[:-1] < 0.5) & (progress[1:] >= 0.5)) + 1
+    if len(crossings) == 0:
+        return "no ramp"
+    mid = int(crossings[np.argmin(np.abs(crossings - (c - a)))])
+    eps = cfg.edge_eps
+    left = mid
+    while left > 0 and progress[left - 1] >= eps:
+        left -= 1
+    right = mid
+    while right + 1 < len(progress) and progress[right + 1] <= 1 - eps:
+        right += 1
+    rate = (1 - 2 * eps) / (right - left + 1)
+    s0, s1 = a + left, a + right + 1  # frames between eps and 1 - eps
+    th = sig.thumbs(a, b + 1).astype(np.float32)
+    shot_a = np.median(th[:n_anchor], axis=0)
+    shot_b = np.median(th[-n_anchor:], axis=0)
+    # Extend to where the ramp's line leaves 0 and reaches 1.
+    ext = int(np.ceil(eps * (s1 - s0) / (1 - 2 * eps)))
+    start, end = max(a, s0 - ext), min(b + 1, s1 + ext)
+    # Where the shots hold still, every frame of a dissolve changes by about the same
+    # amount, far above the plateaus' own change: extend to all such frames (histogram
+    # progress is slow to leave 0 when a dim picture is mixed in).
+    before, inside, after = diff[a + 1 : start], diff[s0:s1], diff[end : b + 1]
+    base_a = float(np.median(before)) if len(before) else 0.0
+    base_b = float(np.median(after)) if len(after) else 0.0
+    level = float(np.percentile(inside, 75))
+    if level > 2 * base_a + 0.5:
+        while start > a + 1 and diff[start - 1] > (base_a + level) / 2:
+            start -= 1
+    if level > 2 * base_b + 0.5:
+        while end < b and diff[end] > (base_b + level) / 2:
+            end += 1
+    # The variance dip, against the line between the plateaus' variances.
+    variance = luma_std.astype(np.float64) ** 2
+    va = np.median(variance[a : max(a + 1, start)])
+    vb = np.median(variance[min(end, b) : b + 1])
+    chord = va + (vb - va) * np.linspace(0, 1, end - start)
+    base = np.median(np.r_[before, after]) if len(before) + len(after) else 0.0
+    travel = np.clip(inside - base, 0, None).sum()
+    return {
+        "start": start,
+        "end": end,
+        "window_start": a,
+        "window_end": b,
+        "plateau_before": left,
+        "plateau_after": len(progress) - 1 - right,
+        "drift_before": _slope(progress[:left]) / rate,
+        "drift_after": _slope(progress[right + 1 :]) / rate,
+        "changed_area": float((np.abs(shot_a[0] - shot_b[0]) > 12).mean()),
+        "dip": float((variance[start:end] / np.maximum(chord, 1e-3)).min()),
+        "travel": travel / max(float(np.abs(shot_a - shot_b).mean()), 1e-3),
+    }
+
+
+def _slope(v: np.ndarray) -> float:
+    if len(v) < 2:
+        return 0.0
+    return abs(float(np.polyfit(np.arange(len(v)), v, 1)[0]))
