@@ -69,7 +69,7 @@ class ShotConfig:
     the analysis planes; histograms and mean differences need no more)."""
     # PySceneDetect cascade: each detector sees frames sampled at about its rate, so a
     # gradual transition looks abrupt to the coarser ones (Stable Video Diffusion's idea).
-    adaptive_fps: float = 12.0
+    adaptive_fps: float = 6.0
     """Rate at which PySceneDetect's AdaptiveDetector proposes hard cuts (finest level)."""
     adaptive_threshold: float = 3.0
     """AdaptiveDetector's ratio of a frame's change to its neighbours' to propose a cut."""
@@ -139,9 +139,9 @@ class ShotConfig:
     changed_area_min: float = 0.3
     """Share of the frame that must change across the transition (a caption fading in
     changes a small part of it)."""
-    whip_excess: float = 3.0
-    """Pixel change along the transition beyond its own endpoints' difference, as a multiple
-    of that difference, above which the 'transition' is fast camera motion."""
+    moving_max: float = 0.5
+    """Largest share of a dissolve's frames that may be their predecessor shifted by a
+    few pixels (more is a whip pan, whose motion blur also lowers contrast)."""
 
     def __post_init__(self):
         for name in (
@@ -163,7 +163,6 @@ class ShotConfig:
             "dissolve_window_s",
             "edge_eps",
             "plateau_s",
-            "whip_excess",
         ):
             _positive(name, getattr(self, name))
         if self.max_clip_s < self.min_clip_s:
@@ -175,6 +174,8 @@ class ShotConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.hist_lags_s or any(lag <= 0 for lag in self.hist_lags_s):
             raise ValueError(f"hist_lags_s must be positive lags, got {self.hist_lags_s}")
+        if not 0 <= self.moving_max <= 1:
+            raise ValueError(f"moving_max must be in [0, 1], got {self.moving_max}")
         if not 0 < self.edge_eps < 0.5:
             raise ValueError(f"edge_eps must be in (0, 0.5), got {self.edge_eps}")
         if not 0 <= self.fade_reference <= 100:

@@ -31,7 +31,7 @@ from scenedetect import FrameTimecode
 
 from curate.cascade import DetectorCascade, thumb_bgr
 from curate.config import ShotConfig
-from curate.signals import FrameSignals, energy
+from curate.signals import FrameSignals
 from curate.transitions import (
     dark_frames,
     dissolve_extent,
@@ -130,7 +130,7 @@ class ShotTracker:
         scores = self.signals.scores
         diff = scores["diff"].values
         std = scores["luma_std"].values
-        e = energy(scores["luma_mean"].values, std)
+        e = scores["energy"].values
         p1 = n if final else max(0, n - self.ahead)
         if p1 > self._p:
             self._cuts_stage(diff, std, self._p, p1)
@@ -181,7 +181,7 @@ class ShotTracker:
         """Cheap filter for gradual proposals: colour histograms change around c."""
         for k in self.lags:
             w = self.signals.scores[f"hist_lag{k}"].values
-            if k <= c < len(w) and np.nan_to_num(w[c]) >= self.cfg.hist_peak_min:
+            if k <= c < len(w) and w[c] >= self.cfg.hist_peak_min:  # False for NaN
                 return True
         return False
 
@@ -216,18 +216,28 @@ class ShotTracker:
         sig = self.signals
         lag_scores = [sig.scores[f"hist_lag{k}"].values for k in self.lags]
         for k, w in zip(self.lags, lag_scores, strict=True):
+            # Peaks: at least hist_peak_min and the largest within k frames either side.
             lo, hi = max(a, k), min(b, len(w) - k)
-            for c in range(lo, hi):
-                if w[c] >= self.cfg.hist_peak_min and w[c] >= np.nanmax(w[c - k : c + k + 1]):
-                    self._gradual.append(c)
+            if hi <= lo:
+                continue
+            around = np.lib.stride_tricks.sliding_window_view(w[lo - k : hi + k], 2 * k + 1)
+            peaks = (w[lo:hi] >= self.cfg.hist_peak_min) & (w[lo:hi] >= np.nanmax(around, 1))
+            self._gradual.extend(int(c) for c in np.flatnonzero(peaks) + lo)
         pending = sorted(set(self._gradual))
         ready = [c for c in pending if c < b]
         self._gradual = [c for c in pending if c >= b]
         strength = np.zeros(len(ready))
-        for i, c in enumerate(ready):
-            strength[i] = max(float(np.nan_to_num(w[c])) if c < len(w) else 0.0 for w in lag_scores)
+        for w in lag_scores:
+            idx = np.array([c for c in ready if c < len(w)], int)
+            got = np.nan_to_num(w[idx]) if len(idx) else np.zeros(0)
+            strength[: len(idx)] = np.maximum(strength[: len(idx)], got)
+        tried: list[int] = []
+        near = min(self.lags)  # a candidate this close to one tried sees the same ramp
         for i in np.argsort(-strength, kind="stable"):
             c = ready[i]
+            if any(abs(c - t) <= near for t in tried):
+                continue
+            tried.append(c)
             known = self.boundaries + self._recent
             if not self._histogram_change(c) or any(x.start - 2 <= c < x.end + 2 for x in known):
                 continue

@@ -80,7 +80,9 @@ class FrameSignals:
         self.black_bin = max(1, black_luma // LEVELS_PER_BIN)
         self.count = 0  # frames whose signals are computed
         self.pushed = 0  # frames pushed
-        self._shape: tuple[int, int] | None = None
+        self._shape: tuple[int, int] = (0, 0)
+        self._plane_shape: tuple[int, ...] | None = None
+        self._pick: tuple[slice, slice] | None = None
         self._stride = 1
         self._thumbs: np.ndarray | None = None  # (history, 3, h, w) uint8 ring
         self._cdf = np.zeros((self.history, 3, BINS), np.float32)  # ring
@@ -89,6 +91,7 @@ class FrameSignals:
             "luma_std": Growing(),
             "diff": Growing(),
             "dark": Growing(),
+            "energy": Growing(),
         }
         for k in self.lags:
             self.scores[f"hist_lag{k}"] = Growing()
@@ -97,17 +100,15 @@ class FrameSignals:
 
     def push(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
         """Add one frame's analysis planes (views are fine: the thumbnail is copied)."""
-        if self._thumbs is None:
+        if y.shape != self._plane_shape:
             self._setup(y.shape)
-        h, w = self._shape
-        s = self._stride
         slot = self._thumbs[self.pushed % self.history]
-        ty = y[::s, ::s]
-        if ty.shape[0] >= h and ty.shape[1] >= w:
-            slot[0] = ty[:h, :w]
-            slot[1] = u[::s, ::s][:h, :w]
-            slot[2] = v[::s, ::s][:h, :w]
-        else:  # the video changed resolution mid-stream: resample to the fixed size
+        if self._pick is not None:
+            slot[0] = y[self._pick]
+            slot[1] = u[self._pick]
+            slot[2] = v[self._pick]
+        else:  # a size the stride cannot reach: resample to the thumbnail size
+            h, w = self._shape
             for i, p in enumerate((y, u, v)):
                 slot[i] = cv2.resize(np.ascontiguousarray(p), (w, h), interpolation=cv2.INTER_AREA)
         self.pushed += 1
@@ -115,11 +116,17 @@ class FrameSignals:
             self.flush()
 
     def _setup(self, shape: tuple[int, int]) -> None:
-        self._stride = max(1, min(shape) // self.thumb_short_side)
-        h = -(-shape[0] // self._stride)
-        w = -(-shape[1] // self._stride)
-        self._shape = (h, w)
-        self._thumbs = np.zeros((self.history, 3, h, w), np.uint8)
+        """Fix the thumbnail size at the first frame; later sizes (a video whose resolution
+        changes) are resampled to it."""
+        self._plane_shape = shape
+        if self._thumbs is None:
+            s = max(1, min(shape) // self.thumb_short_side)
+            self._shape = (-(-shape[0] // s), -(-shape[1] // s))
+            self._thumbs = np.zeros((self.history, 3, *self._shape), np.uint8)
+            self._stride = s
+        s, (h, w) = self._stride, self._shape
+        fits = -(-shape[0] // s) == h and -(-shape[1] // s) == w
+        self._pick = np.s_[::s, ::s] if fits else None
 
     def flush(self) -> None:
         """Compute signals for the frames pushed since the last flush."""
@@ -129,12 +136,14 @@ class FrameSignals:
         cur = self.thumbs(a, b)  # (B, 3, h, w)
         flat = cur.reshape(len(cur), 3, -1)
         luma = flat[:, 0].astype(np.float32)
-        self.scores["luma_mean"].extend(luma.mean(1))
-        self.scores["luma_std"].extend(luma.std(1))
+        mean, std = luma.mean(1), luma.std(1)
+        self.scores["luma_mean"].extend(mean)
+        self.scores["luma_std"].extend(std)
+        self.scores["energy"].extend(energy(mean, std))
         prev = self.thumbs(a - 1, a) if a > 0 else cur[:1]
-        both = np.concatenate([prev, cur]).astype(np.int16)
-        self.scores["diff"].extend(np.abs(np.diff(both, axis=0)).mean((1, 2, 3)))
-        cdf = _cdfs(flat)
+        both = np.concatenate([prev, cur]).reshape(len(cur) + 1, -1)
+        self.scores["diff"].extend(cv2.absdiff(both[1:], both[:-1]).mean(1))
+        cdf = _cdfs(flat[:, :, ::2])  # every other pixel is plenty for a histogram
         idx = np.arange(a, b) % self.history
         self._cdf[idx] = cdf
         self.scores["dark"].extend((cdf[:, 0, self.black_bin - 1] >= 0.95).astype(np.float32))
@@ -201,4 +210,4 @@ def wasserstein(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def energy(luma_mean: np.ndarray, luma_std: np.ndarray) -> np.ndarray:
     """RMS distance of a frame's luma from video black (16): 0 for a black frame, and it
     scales with (1 - a) during a fade by a."""
-    return np.sqrt(luma_std.astype(np.float64) ** 2 + (luma_mean - 16.0) ** 2)
+    return np.sqrt(luma_std**2 + (luma_mean - 16.0) ** 2)

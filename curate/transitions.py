@@ -19,17 +19,21 @@ Each function decides about one place in the video from the signals around it
   second's, which measures how far the picture has gone from one shot to the other
   (histograms ignore motion). A dissolve is a clean ramp of that projection between two
   plateaus, whose frames lose contrast (mixing two unrelated images lowers the variance:
-  Alattar's variance dip), over most of the frame (not a caption fading in), without the
-  large frame-to-frame changes of camera motion.
+  Alattar's variance dip), over most of the frame (not a caption fading in), and whose
+  frames blend in place rather than move (a whip pan's blur lowers contrast too).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import median_filter
 
 from curate.config import ShotConfig
 from curate.signals import FrameSignals
+
+_ANCHOR = 5  # frames whose median stands for each shot at a dissolve window's ends
 
 
 def spike_frames(diff: np.ndarray, lo: int, hi: int, fps: float, cfg: ShotConfig) -> list[int]:
@@ -48,17 +52,18 @@ def spike_frames(diff: np.ndarray, lo: int, hi: int, fps: float, cfg: ShotConfig
     return out
 
 
-def shift_distance(a: np.ndarray, b: np.ndarray, radius: int = 2) -> float:
-    """Smallest mean absolute difference of two (3, h, w) thumbnails over small shifts."""
-    a = a.astype(np.float32)
-    b = b.astype(np.float32)
+def shift_distances(a: np.ndarray, others: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Smallest mean absolute difference between thumbnail a (3, h, w) and each of
+    others (k, 3, h, w) over shifts of up to `radius` pixels: (k,)."""
+    a = a.astype(np.int16)
+    others = others.astype(np.int16)
     _, h, w = a.shape
-    best = np.inf
+    best = np.full(len(others), np.inf)
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
             pa = a[:, max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)]
-            pb = b[:, max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)]
-            best = min(best, float(np.abs(pa - pb).mean()))
+            pb = others[:, :, max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)]
+            best = np.minimum(best, np.abs(pb - pa).mean((1, 2, 3)))
     return best
 
 
@@ -72,11 +77,10 @@ def is_flash(sig: FrameSignals, c: int, fps: float, cfg: ShotConfig) -> bool:
     hi = min(sig.pushed, c + 1 + span)
     th = sig.thumbs(lo, hi)
     before, after = th[c - 1 - lo], th[c - lo]
-    change = shift_distance(before, after)
-    limit = cfg.flash_ratio * change
-    later = (shift_distance(before, th[j - lo]) for j in range(c + 1, hi))
-    earlier = (shift_distance(th[i - lo], after) for i in range(lo, c - 1))
-    return any(d < limit for d in later) or any(d < limit for d in earlier)
+    change = shift_distances(before, after[None])[0]
+    later = shift_distances(before, th[c + 1 - lo :]) if hi > c + 1 else np.array([np.inf])
+    earlier = shift_distances(after, th[: c - 1 - lo]) if c - 1 > lo else np.array([np.inf])
+    return bool(min(later.min(), earlier.min()) < cfg.flash_ratio * change)
 
 
 def dark_frames(
@@ -166,24 +170,26 @@ def dissolve_extent(
     on from it without a plateau between. Needs histograms and thumbnails over
     [c - W, c + W], W = dissolve_window_s.
     """
-    m = measure_ramp(sig, diff, luma_std, c, lo, hi, fps, cfg)
-    if isinstance(m, str):
-        return m
+    ramp = _ramp(sig, c, lo, hi, fps, cfg)
+    if isinstance(ramp, str):
+        return ramp
     plateau = max(3, round(cfg.plateau_s * fps))
-    for side, is_open, edge, window_edge in (
-        ("before", open_lo, lo, "window_start"),
-        ("after", open_hi, hi, "window_end"),
+    for side, is_open, at_edge in (
+        ("before", open_lo, ramp.a == lo),
+        ("after", open_hi, ramp.b == hi),
     ):
-        if m[f"plateau_{side}"] >= plateau:
-            if m[f"drift_{side}"] > cfg.drift_ratio:
+        held, drift = ramp.plateau(side)
+        if held >= plateau:
+            if drift > cfg.drift_ratio:
                 return "drift"
-        elif not (is_open and m[window_edge] == edge):
+        elif not (is_open and at_edge):
             return "no plateau"
+    m = _ramp_measures(sig, diff, luma_std, ramp, cfg)
     if m["changed_area"] < cfg.changed_area_min:
         return "local"
     if m["dip"] > cfg.dissolve_dip_max:
         return "no dip"
-    if m["travel"] > cfg.whip_excess:
+    if moving_share(sig, m["start"], m["end"]) > cfg.moving_max:
         return "motion"
     return m["start"], m["end"]
 
@@ -198,30 +204,54 @@ def measure_ramp(
     fps: float,
     cfg: ShotConfig,
 ) -> dict[str, float] | str:
-    """The measures dissolve_extent decides on, for the ramp of histogram progress around c.
+    """Every measure dissolve_extent decides on, for re-tuning its thresholds.
 
-    start, end: the ramp's frames, extended to where its line leaves 0 and reaches 1;
-    window_start, window_end: the window's ends; plateau_before/after: frames held on each
-    side; drift_before/after: each plateau's slope as a share
-    of the ramp's; changed_area: share of luma pixels that change between the two shots;
-    dip: lowest frame variance inside the ramp over the line between the shots'
-    variances; travel: frame-to-frame change inside the ramp beyond the plateaus' own,
-    over the change between the two shots.
+    start, end: the transition's frames; plateau_before/after: frames held on each side;
+    drift_before/after: each plateau's slope as a share of the ramp's; changed_area:
+    share of luma pixels that change between the two shots; dip: lowest frame variance
+    inside the transition over the line between the shots' variances; moving: share of
+    the transition's frames that are their predecessor moved by a few pixels.
     """
+    ramp = _ramp(sig, c, lo, hi, fps, cfg)
+    if isinstance(ramp, str):
+        return ramp
+    out = _ramp_measures(sig, diff, luma_std, ramp, cfg)
+    out["moving"] = moving_share(sig, out["start"], out["end"])
+    for side in ("before", "after"):
+        out[f"plateau_{side}"], out[f"drift_{side}"] = ramp.plateau(side)
+    return out
+
+
+@dataclass
+class _Ramp:
+    a: int  # window [a, b], inclusive
+    b: int
+    progress: np.ndarray  # per frame of the window, 0 at the first shot, 1 at the second
+    left: int  # window offsets of the first and last frame between eps and 1 - eps
+    right: int
+    eps: float
+
+    def plateau(self, side: str) -> tuple[int, float]:
+        """Frames held on that side, and their drift as a share of the ramp's rate."""
+        rate = (1 - 2 * self.eps) / (self.right - self.left + 1)
+        held = self.progress[: self.left] if side == "before" else self.progress[self.right + 1 :]
+        return len(held), _slope(held) / rate
+
+
+def _ramp(sig: FrameSignals, c: int, lo: int, hi: int, fps: float, cfg: ShotConfig):
+    """The ramp of histogram progress between anchors around c, or why there is none."""
     half = round(cfg.dissolve_window_s * fps)
     a, b = max(lo, c - half), min(hi, c + half)
-    n_anchor = 5
-    if b - a < 4 * n_anchor:
+    if b - a < 4 * _ANCHOR:
         return "window"
     cdf = sig.cdfs(a, b + 1).reshape(b + 1 - a, -1)
     # Anchors are medians of a few frames, so a flash at the window's edge is harmless.
-    first = np.median(cdf[:n_anchor], axis=0)
-    last = np.median(cdf[-n_anchor:], axis=0)
-    span = last - first
-    dist = float(np.sqrt(span @ span))
-    if dist < cfg.mix_min:
+    first = np.median(cdf[:_ANCHOR], axis=0)
+    span = np.median(cdf[-_ANCHOR:], axis=0) - first
+    dist2 = float(span @ span)
+    if dist2 < cfg.mix_min**2:
         return "same"
-    progress = median_filter((cdf - first) @ span / dist**2, 5, mode="nearest")
+    progress = median_filter((cdf - first) @ span / dist2, 5, mode="nearest")
     crossings = np.flatnonzero((progress[:-1] < 0.5) & (progress[1:] >= 0.5)) + 1
     if len(crossings) == 0:
         return "no ramp"
@@ -233,11 +263,12 @@ def measure_ramp(
     right = mid
     while right + 1 < len(progress) and progress[right + 1] <= 1 - eps:
         right += 1
-    rate = (1 - 2 * eps) / (right - left + 1)
-    s0, s1 = a + left, a + right + 1  # frames between eps and 1 - eps
-    th = sig.thumbs(a, b + 1).astype(np.float32)
-    shot_a = np.median(th[:n_anchor], axis=0)
-    shot_b = np.median(th[-n_anchor:], axis=0)
+    return _Ramp(a, b, progress, left, right, eps)
+
+
+def _ramp_measures(sig, diff, luma_std, ramp: _Ramp, cfg: ShotConfig) -> dict[str, float]:
+    a, b, eps = ramp.a, ramp.b, ramp.eps
+    s0, s1 = a + ramp.left, a + ramp.right + 1  # frames between eps and 1 - eps
     # Extend to where the ramp's line leaves 0 and reaches 1.
     ext = int(np.ceil(eps * (s1 - s0) / (1 - 2 * eps)))
     start, end = max(a, s0 - ext), min(b + 1, s1 + ext)
@@ -255,25 +286,42 @@ def measure_ramp(
         while end < b and diff[end] > (base_b + level) / 2:
             end += 1
     # The variance dip, against the line between the plateaus' variances.
-    variance = luma_std.astype(np.float64) ** 2
-    va = np.median(variance[a : max(a + 1, start)])
-    vb = np.median(variance[min(end, b) : b + 1])
+    variance = luma_std[a : b + 1].astype(np.float64) ** 2
+    va = np.median(variance[: max(1, start - a)])
+    vb = np.median(variance[min(end, b) - a :])
     chord = va + (vb - va) * np.linspace(0, 1, end - start)
-    base = np.median(np.r_[before, after]) if len(before) + len(after) else 0.0
-    travel = np.clip(inside - base, 0, None).sum()
+    dip = (variance[start - a : end - a] / np.maximum(chord, 1e-3)).min()
+    th = sig.thumbs(a, b + 1)
+    shot_a = np.median(th[:_ANCHOR], axis=0)
+    shot_b = np.median(th[-_ANCHOR:], axis=0)
     return {
         "start": start,
         "end": end,
-        "window_start": a,
-        "window_end": b,
-        "plateau_before": left,
-        "plateau_after": len(progress) - 1 - right,
-        "drift_before": _slope(progress[:left]) / rate,
-        "drift_after": _slope(progress[right + 1 :]) / rate,
         "changed_area": float((np.abs(shot_a[0] - shot_b[0]) > 12).mean()),
-        "dip": float((variance[start:end] / np.maximum(chord, 1e-3)).min()),
-        "travel": travel / max(float(np.abs(shot_a - shot_b).mean()), 1e-3),
+        "dip": float(dip),
     }
+
+
+def moving_share(sig: FrameSignals, start: int, end: int, radius: int = 6) -> float:
+    """Share of frames in [start, end) that are the frame before them moved by 2 to
+    `radius` thumbnail pixels (a whip pan: its blur lowers contrast like a dissolve's
+    mixing does, but its frames move instead of blending in place)."""
+    lo = max(start, sig.oldest() + 1)
+    if end - lo < 1:
+        return 0.0
+    th = sig.thumbs(lo - 1, end)[:, 0].astype(np.int16)  # luma
+    prev, cur = th[:-1], th[1:]
+    _, h, w = cur.shape
+    still = np.abs(cur - prev).mean((1, 2))
+    moved = np.full(len(cur), np.inf)
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if max(abs(dy), abs(dx)) < 2:
+                continue
+            pa = prev[:, max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)]
+            pb = cur[:, max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)]
+            moved = np.minimum(moved, np.abs(pb - pa).mean((1, 2)))
+    return float((moved < 0.6 * still).mean())
 
 
 def _slope(v: np.ndarray) -> float:

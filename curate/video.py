@@ -255,6 +255,26 @@ class Frame:
             self._bgr = cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR)
         return self._bgr
 
+    def luma(self, short_side: int) -> np.ndarray:
+        """Luma with the given short side (display aspect kept), (h, w) uint8.
+
+        Area-averaged from the full-resolution plane, so unlike gray() it does not alias:
+        a faithful small picture for the few frames that need one (optical flow), at a
+        fraction of rgb()'s cost.
+        """
+        info = self._reader.info
+        w, h = info.width, info.height
+        scale = short_side / min(w, h)
+        tw, th = max(2, round(w * scale)), max(2, round(h * scale))
+        cw, ch = (th, tw) if info.rotation % 180 else (tw, th)  # coded orientation
+        f = self._av
+        if f.format.name in _FAST_FORMATS:
+            y = _plane(f, 0, f.width, f.height)
+            img = cv2.resize(y, (cw, ch), interpolation=cv2.INTER_AREA)
+        else:
+            img = f.reformat(width=cw, height=ch, format="gray").to_ndarray()
+        return _rotate(img, info.rotation)
+
     def rgb(self, short_side: int) -> np.ndarray:
         """RGB with the given short side (display aspect kept), (h, w, 3) uint8.
 
@@ -264,10 +284,35 @@ class Frame:
         w, h = info.width, info.height
         scale = short_side / min(w, h)
         tw, th = max(2, round(w * scale)), max(2, round(h * scale))
-        # swscale works in coded orientation; rotate after.
+        # Scale in coded orientation; rotate after.
         cw, ch = (th, tw) if info.rotation % 180 else (tw, th)
-        img = self._av.reformat(width=cw, height=ch, format="rgb24").to_ndarray()
+        f = self._av
+        if f.format.name == "yuv420p" and abs(info.sample_aspect_ratio - 1.0) < 1e-3:
+            img = _yuv420_rgb(f, cw, ch)  # 5-8x faster than swscale, same picture
+        else:
+            img = f.reformat(width=cw, height=ch, format="rgb24").to_ndarray()
         return _rotate(img, info.rotation)
+
+
+def _yuv420_rgb(f: av.VideoFrame, width: int, height: int) -> np.ndarray:
+    """Video-range 4:2:0 frame -> RGB (height, width, 3) with OpenCV.
+
+    Planes are first shrunk by a whole factor with area averaging (no aliasing), then
+    resized linearly to the target, and converted with BT.601 video-range coefficients
+    (what swscale assumes by default).
+    """
+    w2, h2 = width + width % 2, height + height % 2  # I420 needs even sizes
+    cw, ch = (f.width + 1) // 2, (f.height + 1) // 2
+    planes = [_plane(f, 0, f.width, f.height), _plane(f, 1, cw, ch), _plane(f, 2, cw, ch)]
+    out = []
+    for i, p in enumerate(planes):
+        tw, th = (w2, h2) if i == 0 else (w2 // 2, h2 // 2)
+        k = min(p.shape[0] // th, p.shape[1] // tw)
+        if k >= 2:
+            p = cv2.resize(p, (p.shape[1] // k, p.shape[0] // k), interpolation=cv2.INTER_AREA)
+        out.append(cv2.resize(p, (tw, th), interpolation=cv2.INTER_LINEAR).ravel())
+    i420 = np.concatenate(out).reshape(h2 * 3 // 2, w2)
+    return cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)[:height, :width]
 
 
 def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
