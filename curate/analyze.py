@@ -19,7 +19,7 @@ import numpy as np
 from curate.config import CurateConfig, DecodeConfig
 from curate.keyframes import KeyframePicker
 from curate.motion import MotionSampler
-from curate.shots import Segment, ShotTracker, clip_spans
+from curate.shots import Boundary, Segment, ShotTracker, clip_spans
 from curate.video import DecodeOptions, VideoInfo, VideoReader
 
 CLIP_KEYS = (
@@ -54,6 +54,8 @@ class VideoAnalysis:
     frame_scores: dict[str, np.ndarray] = field(default_factory=dict)
     """Per-frame detection signals (float32, NaN where a signal is not sampled), so
     shot thresholds can be re-tuned without decoding again."""
+    transitions: list[Boundary] = field(default_factory=list)
+    """Every cut, fade, dissolve and black run found, in the order found."""
 
 
 def decode_options(cfg: DecodeConfig) -> DecodeOptions:
@@ -114,8 +116,14 @@ def analyze_video(path: str, cfg: CurateConfig, motion: bool = True) -> VideoAna
         segments = tracker.finish()
         timings["shots"] += time.perf_counter() - t0
         finish_segments(segments)
-        frame_scores = tracker.frame_scores()
-        return VideoAnalysis(info, reader.frames_decoded, clips, timings, frame_scores)
+        return VideoAnalysis(
+            info,
+            reader.frames_decoded,
+            clips,
+            timings,
+            tracker.frame_scores(),
+            sorted(tracker.found, key=lambda b: (b.start, b.end)),
+        )
 
 
 def _clip_dict(

@@ -126,7 +126,8 @@ class ShotConfig:
     dissolve_window_s: float = 1.5
     """Frames this far on each side of a proposal anchor the transition's two shots."""
     mix_min: float = 0.5
-    """Smallest histogram distance between the two anchors of a gradual transition."""
+    """Smallest histogram distance (L2 of the cumulative histograms) between the two
+    anchors of a gradual transition."""
     edge_eps: float = 0.05
     """A transition spans the frames more than this share of the way from either side."""
     plateau_s: float = 0.25

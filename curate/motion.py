@@ -58,12 +58,34 @@ def normalise(gray: np.ndarray) -> np.ndarray:
     return (g - g.mean()) / max(float(g.std()), 1.0)
 
 
+def global_shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Translation (dx, dy) in pixels that moves picture a onto b, by phase correlation
+    with a Hann window and a parabola through the peak for the sub-pixel part.
+
+    (numpy's FFT rather than cv2.phaseCorrelate, whose OpenCV 5 build returns different
+    answers for the same input depending on earlier calls.)
+    """
+    h, w = a.shape
+    window = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+    cross = np.fft.rfft2(b * window) * np.conj(np.fft.rfft2(a * window))
+    corr = np.fft.irfft2(cross / (np.abs(cross) + 1e-9), s=(h, w))
+    py, px = np.unravel_index(int(np.argmax(corr)), corr.shape)
+
+    def vertex(left: float, mid: float, right: float) -> float:
+        curve = left - 2 * mid + right
+        return (left - right) / (2 * curve) if curve < 0 else 0.0
+
+    dy = py + vertex(corr[py - 1, px], corr[py, px], corr[(py + 1) % h, px])
+    dx = px + vertex(corr[py, px - 1], corr[py, px], corr[py, (px + 1) % w])
+    # Shifts past half the picture are negative ones (the correlation wraps around).
+    return float(dx - w if dx > w / 2 else dx), float(dy - h if dy > h / 2 else dy)
+
+
 def pair_speed(a: np.ndarray, b: np.ndarray, dt_s: float) -> tuple[float, float]:
     """(mean, 90th percentile) flow speed from normalised picture a to b, in % of the
     frame diagonal per second."""
     h, w = a.shape
-    window = cv2.createHanningWindow((w, h), cv2.CV_32F)
-    (dx, dy), _ = cv2.phaseCorrelate(a, b, window)
+    dx, dy = global_shift(a, b)
     init = np.empty((h, w, 2), np.float32)
     init[..., 0], init[..., 1] = dx, dy
     # Farnebäck wants 8-bit pictures: map +-3 standard deviations onto 0..255.

@@ -82,7 +82,8 @@ class ShotTracker:
         history = self.ahead + self.behind + self.window + 2 * max(self.lags) + block + 8
         self.signals = FrameSignals(cfg.thumb_short_side, self.lags, history, cfg.black_luma, block)
         self.cascade = DetectorCascade(self.fps, cfg)
-        self.boundaries: list[Boundary] = []
+        self.boundaries: list[Boundary] = []  # found, not yet turned into segments
+        self.found: list[Boundary] = []  # every boundary found (a few per shot)
         self._p = 0  # stages 1-3 done for anchors < _p
         self._d = 0  # stage 4 done for candidates < _d
         self._dark_start: int | None = None
@@ -202,7 +203,9 @@ class ShotTracker:
             self._close_dark(e, b)
         for c in [c for c in self._cuts if a <= c < b]:
             for s, t in fades_at_cut(e, c, self.fade_frames, cfg):
-                self._add(Boundary(s, t, "fade"))
+                beside = c - 1 if t == c else c  # the fade's frame next to the cut
+                if not (dark[beside] > 0 or std[beside] < cfg.flat_std):  # black: a run
+                    self._add(Boundary(s, t, "fade"))
 
     def _close_dark(self, e, t: int) -> None:
         self._add(Boundary(self._dark_start, t, "black"))
@@ -255,7 +258,9 @@ class ShotTracker:
                 self._add(Boundary(found[0], found[1], "dissolve"))
 
     def _add(self, b: Boundary) -> None:
-        self.boundaries.append(Boundary(max(0, b.start), max(b.start, b.end), b.kind))
+        b = Boundary(max(0, b.start), max(b.start, b.end), b.kind)
+        self.boundaries.append(b)
+        self.found.append(b)
 
     # -- segments ------------------------------------------------------------------------
 

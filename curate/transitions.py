@@ -245,12 +245,10 @@ def _ramp(sig: FrameSignals, c: int, lo: int, hi: int, fps: float, cfg: ShotConf
     if b - a < 4 * _ANCHOR:
         return "window"
     cdf = sig.cdfs(a, b + 1).reshape(b + 1 - a, -1)
-    # Anchors are medians of a few frames, so a flash at the window's edge is harmless.
-    first = np.median(cdf[:_ANCHOR], axis=0)
-    span = np.median(cdf[-_ANCHOR:], axis=0) - first
-    dist2 = float(span @ span)
-    if dist2 < cfg.mix_min**2:
+    first, span = _anchors(cdf)
+    if float(np.sqrt(span @ span)) < cfg.mix_min:
         return "same"
+    dist2 = float(span @ span)
     progress = median_filter((cdf - first) @ span / dist2, 5, mode="nearest")
     crossings = np.flatnonzero((progress[:-1] < 0.5) & (progress[1:] >= 0.5)) + 1
     if len(crossings) == 0:
@@ -264,6 +262,13 @@ def _ramp(sig: FrameSignals, c: int, lo: int, hi: int, fps: float, cfg: ShotConf
     while right + 1 < len(progress) and progress[right + 1] <= 1 - eps:
         right += 1
     return _Ramp(a, b, progress, left, right, eps)
+
+
+def _anchors(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first shot's features and the step to the second's, each the median of a few
+    frames at a window's end (so a flash there is harmless)."""
+    first = np.median(feats[:_ANCHOR], axis=0)
+    return first, np.median(feats[-_ANCHOR:], axis=0) - first
 
 
 def _ramp_measures(sig, diff, luma_std, ramp: _Ramp, cfg: ShotConfig) -> dict[str, float]:
@@ -286,7 +291,8 @@ def _ramp_measures(sig, diff, luma_std, ramp: _Ramp, cfg: ShotConfig) -> dict[st
         while end < b and diff[end] > (base_b + level) / 2:
             end += 1
     # The variance dip, against the line between the plateaus' variances.
-    variance = luma_std[a : b + 1].astype(np.float64) ** 2
+    # A median over 5 frames: a dissolve's dip is broad, a flash's is one or two frames.
+    variance = median_filter(luma_std[a : b + 1].astype(np.float64) ** 2, 5, mode="nearest")
     va = np.median(variance[: max(1, start - a)])
     vb = np.median(variance[min(end, b) - a :])
     chord = va + (vb - va) * np.linspace(0, 1, end - start)
