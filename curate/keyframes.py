@@ -3,8 +3,8 @@
 Candidates are the frames sampled at the motion rate (2 per second) while the video is
 decoded once. A candidate is kept as the decoded frame itself (a reference, no copy and
 no conversion) only while the segment it lies in is still open; when a clip is final its
-three keyframes are converted to RGB at `short_side` and encoded as JPEG or PNG bytes,
-which is all that leaves this module. If the held frames grow past `budget_bytes` (very
+three keyframes are converted to RGB at `short_side` (never upscaled) and encoded as
+JPEG or PNG bytes, which is all that leaves this module. If the held frames grow past `budget_bytes` (very
 large frames), the oldest are converted to small RGB right away, so memory stays bounded
 whatever the resolution.
 """
@@ -60,7 +60,7 @@ class KeyframePicker:
                 break
             held = self._frames[index]
             if isinstance(held, Frame):
-                self._frames[index] = held.rgb(self.cfg.short_side)
+                self._frames[index] = _small_rgb(held, self.cfg)
                 self._raw_bytes -= _frame_bytes(held)
 
     def pick(self, start: int, end: int) -> tuple[list[int], list[bytes]]:
@@ -70,7 +70,7 @@ class KeyframePicker:
         for index in chosen:
             if index not in images:
                 held = self._frames[index]
-                rgb = held.rgb(self.cfg.short_side) if isinstance(held, Frame) else held
+                rgb = _small_rgb(held, self.cfg) if isinstance(held, Frame) else held
                 images[index] = encode(rgb, self.cfg)
         return chosen, [images[i] for i in chosen]
 
@@ -82,6 +82,12 @@ class KeyframePicker:
 
     def __len__(self) -> int:
         return len(self._frames)
+
+
+def _small_rgb(frame: Frame, cfg: KeyframeConfig) -> np.ndarray:
+    """RGB at the keyframe size, never larger than the video itself."""
+    info = frame._reader.info
+    return frame.rgb(min(cfg.short_side, info.width, info.height))
 
 
 def _frame_bytes(frame: Frame) -> int:

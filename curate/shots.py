@@ -292,10 +292,10 @@ class ShotTracker:
                 out.append(Segment(self._seg_start, n, self._shot, self._seg_kind, "end"))
             self._seg_start = n
         else:
-            # A long shot still open: hand over max_clip_s pieces, keeping two in hand so
-            # the rest can still be split evenly.
+            # A long shot still open: hand over max_clip_s pieces, keeping more than one in
+            # hand so the rest (whatever the shot's end) can still be split evenly.
             piece = max(1, round(cfg.max_clip_s * self.fps))
-            while settled - self._seg_start > 3 * piece:
+            while settled - self._seg_start > 2 * piece:
                 s = self._seg_start
                 out.append(Segment(s, s + piece, self._shot, self._seg_kind, "split"))
                 self._seg_start, self._seg_kind = s + piece, "split"
