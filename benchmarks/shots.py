@@ -63,12 +63,21 @@ def pyscenedetect_clips(path: str, truth: dict, cfg: CurateConfig) -> list[tuple
 
 
 def events_split(truth: dict, transitions) -> tuple[int, int]:
-    """(flashes and whip pans with a boundary on them, all of them)."""
+    """(flashes and whip pans that got a boundary of their own, all of them).
+
+    A boundary on an event that also covers a true transition is that transition's,
+    not a mistake (the corpus puts some events next to transitions).
+    """
+
+    def overlaps(b, start: int, end: int) -> bool:  # end inclusive
+        return b.start <= end + 1 and b.end + 1 >= start
+
+    true = [(t["start"], t["end"]) for t in truth["transitions"]]
     events = truth.get("events", [])
-    hit = sum(
-        any(b.start <= e["end"] + 1 and b.end + 1 >= e["start"] for b in transitions)
-        for e in events
-    )
+    hit = 0
+    for e in events:
+        mine = [b for b in transitions if overlaps(b, e["start"], e["end"])]
+        hit += any(not any(overlaps(b, s, t) for s, t in true) for b in mine)
     return hit, len(events)
 
 

@@ -140,7 +140,7 @@ class ShotConfig:
     changed_area_min: float = 0.3
     """Share of the frame that must change across the transition (a caption fading in
     changes a small part of it)."""
-    moving_max: float = 0.5
+    moving_max: float = 0.25
     """Largest share of a dissolve's frames that may be their predecessor shifted by a
     few pixels (more is a whip pan, whose motion blur also lowers contrast)."""
 

@@ -308,26 +308,34 @@ def _ramp_measures(sig, diff, luma_std, ramp: _Ramp, cfg: ShotConfig) -> dict[st
     }
 
 
-def moving_share(sig: FrameSignals, start: int, end: int, radius: int = 6) -> float:
-    """Share of frames in [start, end) that are the frame before them moved by 2 to
-    `radius` thumbnail pixels (a whip pan: its blur lowers contrast like a dissolve's
-    mixing does, but its frames move instead of blending in place)."""
+def moving_share(sig: FrameSignals, start: int, end: int, min_shift: int = 2) -> float:
+    """Share of frames in [start, end) that are the frame before them moved by at least
+    `min_shift` thumbnail pixels (a whip pan: its blur lowers contrast like a dissolve's
+    mixing does, but its frames move instead of blending in place).
+
+    Each pair's shift is the peak of its phase correlation; the pair moves when that
+    shift explains the change much better than no shift does.
+    """
     lo = max(start, sig.oldest() + 1)
     if end - lo < 1:
         return 0.0
-    th = sig.thumbs(lo - 1, end)[:, 0].astype(np.int16)  # luma
-    prev, cur = th[:-1], th[1:]
-    _, h, w = cur.shape
-    still = np.abs(cur - prev).mean((1, 2))
-    moved = np.full(len(cur), np.inf)
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            if max(abs(dy), abs(dx)) < 2:
-                continue
-            pa = prev[:, max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)]
-            pb = cur[:, max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)]
-            moved = np.minimum(moved, np.abs(pb - pa).mean((1, 2)))
-    return float((moved < 0.6 * still).mean())
+    luma = sig.thumbs(lo - 1, end)[:, 0].astype(np.float32)
+    n, h, w = luma.shape
+    spec = np.fft.rfft2(luma * np.outer(np.hanning(h), np.hanning(w)))
+    cross = spec[1:] * np.conj(spec[:-1])
+    corr = np.fft.irfft2(cross / (np.abs(cross) + 1e-9), s=(h, w))
+    peaks = corr.reshape(n - 1, -1).argmax(1)
+    moving = 0
+    for k, (dy, dx) in enumerate(zip(*np.unravel_index(peaks, (h, w)), strict=True)):
+        dy, dx = int(dy - h if dy > h // 2 else dy), int(dx - w if dx > w // 2 else dx)
+        if max(abs(dy), abs(dx)) < min_shift:
+            continue
+        prev, cur = luma[k], luma[k + 1]
+        still = np.abs(cur - prev).mean()
+        pa = prev[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
+        pb = cur[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)]
+        moving += bool(np.abs(pb - pa).mean() < 0.6 * still)
+    return moving / (n - 1)
 
 
 def _slope(v: np.ndarray) -> float:

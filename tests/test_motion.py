@@ -8,7 +8,7 @@ import pytest
 
 from curate.analyze import analyze_video
 from curate.config import CurateConfig
-from curate.motion import global_shift, motion_scores, normalise
+from curate.motion import global_shift, motion_scores, normalise, spectrum
 from curate.video import VideoReader
 from tests import synth
 from tests.synth import Shot
@@ -80,5 +80,5 @@ def test_global_shift_finds_a_translation():
     rng = np.random.default_rng(0)
     scene = np.kron(rng.random((20, 30)), np.ones((4, 4))).astype(np.float32)
     a, b = scene[10:46, 20:84], scene[10:46, 13:77]  # content moves 7 px right
-    dx, dy = global_shift(normalise(a), normalise(b))
+    dx, dy = global_shift(spectrum(normalise(a)), spectrum(normalise(b)), a.shape)
     assert dx == pytest.approx(7, abs=0.5) and dy == pytest.approx(0, abs=0.5)
