@@ -277,18 +277,19 @@ def _ramp_measures(sig, diff, luma_std, ramp: _Ramp, cfg: ShotConfig) -> dict[st
     # Extend to where the ramp's line leaves 0 and reaches 1.
     ext = int(np.ceil(eps * (s1 - s0) / (1 - 2 * eps)))
     start, end = max(a, s0 - ext), min(b + 1, s1 + ext)
-    # Where the shots hold still, every frame of a dissolve changes by about the same
-    # amount, far above the plateaus' own change: extend to all such frames (histogram
-    # progress is slow to leave 0 when a dim picture is mixed in).
+    # Where a shot holds still, every frame of a dissolve changes by about the same
+    # amount, far above the shot's own change: extend to all frames that change by a
+    # third of that or more (histogram progress is slow to leave 0 when a dim picture
+    # is mixed in, and a moving shot fading out slows its change gradually).
     before, inside, after = diff[a + 1 : start], diff[s0:s1], diff[end : b + 1]
     base_a = float(np.median(before)) if len(before) else 0.0
     base_b = float(np.median(after)) if len(after) else 0.0
     level = float(np.percentile(inside, 75))
     if level > 2 * base_a + 0.5:
-        while start > a + 1 and diff[start - 1] > (base_a + level) / 2:
+        while start > a + 1 and diff[start - 1] > base_a + (level - base_a) / 3:
             start -= 1
     if level > 2 * base_b + 0.5:
-        while end < b and diff[end] > (base_b + level) / 2:
+        while end < b and diff[end] > base_b + (level - base_b) / 3:
             end += 1
     # The variance dip, against the line between the plateaus' variances.
     # A median over 5 frames: a dissolve's dip is broad, a flash's is one or two frames.
