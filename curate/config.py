@@ -69,19 +69,19 @@ class ShotConfig:
     the analysis planes; histograms and mean differences need no more)."""
     # PySceneDetect cascade: each detector sees frames sampled at about its rate, so a
     # gradual transition looks abrupt to the coarser ones (Stable Video Diffusion's idea).
-    adaptive_fps: float = 6.0
+    adaptive_fps: float = 4.0
     """Rate at which PySceneDetect's AdaptiveDetector proposes hard cuts (finest level)."""
     adaptive_threshold: float = 3.0
     """AdaptiveDetector's ratio of a frame's change to its neighbours' to propose a cut."""
     adaptive_min_content: float = 8.0
     """AdaptiveDetector's smallest content_val for a cut (default 15 misses cuts between
     two shots of similar colour; proposals are verified below)."""
-    content_fps: float = 4.0
+    content_fps: float = 2.0
     """Rate at which PySceneDetect's ContentDetector proposes gradual transitions."""
     content_threshold: float = 10.0
     """ContentDetector's threshold at content_fps (lower than its default 27: candidates
     are verified below)."""
-    coarse_fps: float = 1.5
+    coarse_fps: float = 1.0
     """Rate of the coarsest level, a second ContentDetector, for slow dissolves."""
     coarse_threshold: float = 15.0
     """Its threshold."""
