@@ -14,8 +14,8 @@ have enough signal after them:
    the above, clustered, strongest first, verified by curate.transitions.
 
 Stage 4 looks further back than 1-3, so it runs `fade_max_s + dissolve_window_s` behind
-them; a frame is final once no pending decision can reach it (about 7 s behind the
-newest frame at 30 fps). Thumbnails and histograms are held only for that span.
+them; a frame is final once no pending decision can reach it (about 9 s behind the
+newest frame with the defaults). Thumbnails and histograms are held only for that span.
 
 `clip_spans` turns a segment into clips: dropped below min_clip_s, cut into equal parts
 of at most max_clip_s.
@@ -69,12 +69,16 @@ class ShotTracker:
     """push(index, y, u, v) every frame in order, then finish(); both return Segments."""
 
     def __init__(self, fps: float, cfg: ShotConfig, block: int = 64):
-        self.fps = fps if fps > 0 else 25.0
+        # Windows are counted in frames at this rate: an unknown rate counts as 25, and
+        # a broken one (metadata claiming thousands of fps) must not size huge buffers.
+        self.fps = min(float(fps), 240.0) if fps > 0 else 25.0
         self.cfg = cfg
         f = self.fps
         self.fade_frames = max(3, round(cfg.fade_max_s * f))
         self.window = max(4, round(cfg.dissolve_window_s * f))
-        self.lags = tuple(sorted({max(1, round(s * f)) for s in cfg.hist_lags_s}))
+        lags = {max(1, round(s * f)): s for s in sorted(cfg.hist_lags_s, reverse=True)}
+        self.lags = tuple(sorted(lags))
+        self._lag_seconds = tuple(lags[k] for k in self.lags)
         # Stages 1-3 decide about frame t once fade_frames frames follow it; stage 4
         # decides about t once stages 1-3 are done for its whole window.
         self.ahead = self.fade_frames + 2
@@ -121,8 +125,12 @@ class ShotTracker:
         return self._seg_start
 
     def frame_scores(self) -> dict[str, np.ndarray]:
+        """Per-frame signals by name; histogram lags are named in seconds (hist_0.2s)."""
         n = self.signals.count
-        return {**self.signals.arrays(), **self.cascade.arrays(n)}
+        scores = self.signals.arrays()
+        for k, seconds in zip(self.lags, self._lag_seconds, strict=True):
+            scores[f"hist_{seconds:g}s"] = scores.pop(f"hist_lag{k}")
+        return {**scores, **self.cascade.arrays(n)}
 
     # -- stages --------------------------------------------------------------------------
 
