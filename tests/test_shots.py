@@ -129,3 +129,24 @@ def test_real_videos_cuts_and_transitions(shared_videos):
         clean_cuts = [c for c in clean_cuts if not any(s <= c < e for s, e in windows)]
         for c in clean_cuts:  # every cut between two clean frames, to the frame
             assert min(abs(np.array(found) - c)) <= 1, f"{name}: cut at {c} missed"
+
+
+def test_a_fade_that_never_reaches_black_is_trimmed(tmp_path):
+    a = list(synth.shot_frames(Shot(1, 72, 0.5), W, H))
+    b = list(synth.shot_frames(Shot(2, 72, 0.0, gain=0.7), W, H))
+    for i in range(12):  # down to 15% and straight back up, no black frame
+        a[60 + i] = (a[60 + i] * (1 - 0.85 * (i + 1) / 12)).astype(np.uint8)
+        b[i] = (b[i] * (0.15 + 0.85 * i / 12)).astype(np.uint8)
+    result = analyse(tmp_path, "dip", a + b)
+    assert_clean(result, [(60, 84)])
+    assert len(result.clips) == 2
+
+
+def test_a_fade_out_into_a_hard_cut_is_trimmed(tmp_path):
+    a = list(synth.shot_frames(Shot(1, 84, 0.5), W, H))
+    for i in range(18):  # fades to 20%, then the next shot starts at full brightness
+        a[66 + i] = (a[66 + i] * (1 - 0.8 * (i + 1) / 18)).astype(np.uint8)
+    b = list(synth.shot_frames(Shot(2, 72, 0.0, gain=0.7), W, H))
+    result = analyse(tmp_path, "fadecut", a + b)
+    assert_clean(result, [(66, 84)])
+    assert [c["transition_out"] for c in result.clips] == ["fade", "end"]
