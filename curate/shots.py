@@ -41,8 +41,6 @@ from curate.transitions import (
     spike_frames,
 )
 
-KINDS = ("cut", "fade", "dissolve", "black")
-
 
 @dataclass(frozen=True)
 class Boundary:
@@ -93,7 +91,7 @@ class ShotTracker:
         self._dark_start: int | None = None
         self._cut_candidates: set[int] = set()
         self._gradual: list[int] = []
-        self._cuts: list[int] = []
+        self._cuts: list[int] = []  # verified cuts whose fades are still to be looked for
         self._seg_start = 0
         self._seg_kind = "start"
         self._shot = 0
@@ -163,6 +161,7 @@ class ShotTracker:
     def _cuts_stage(self, diff, std, a: int, b: int) -> None:
         cfg = self.cfg
         dark = self.signals.scores["dark"].values
+        self._cuts = [c for c in self._cuts if c >= a]  # older ones are settled
         for lv in self.cascade.levels:
             for p in lv.proposals:
                 # The change lies between the flagged sample and the one before it.
