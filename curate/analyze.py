@@ -50,7 +50,9 @@ class VideoAnalysis:
     clips: list[dict]
     """One dict per clip with exactly CLIP_KEYS (see DESIGN.md's clips schema)."""
     timings_s: dict[str, float]
-    """Wall time of decode (iterating the reader) and of each analysis part."""
+    """Wall time of decode (iterating the reader) and of each analysis part: shots
+    (signals, cascade, transition decisions), motion (flow), keyframes (candidates,
+    encoding and finishing clips)."""
     frame_scores: dict[str, np.ndarray] = field(default_factory=dict)
     """Per-frame detection signals (float32, NaN where a signal is not sampled), so
     shot thresholds can be re-tuned without decoding again."""
@@ -101,13 +103,14 @@ def analyze_video(path: str, cfg: CurateConfig, motion: bool = True) -> VideoAna
             t_shots = time.perf_counter()
             timings["shots"] += t_shots - t_got
             if sampler.wants(frame.time_s):
-                picker.add(frame)
                 if motion:
                     sampler.add(frame.index, frame.time_s, frame.luma(sampler.short_side))
                 else:
                     sampler.skip(frame.time_s)
-            t_motion = time.perf_counter()
-            timings["motion"] += t_motion - t_shots
+                t_motion = time.perf_counter()
+                timings["motion"] += t_motion - t_shots
+                picker.add(frame)  # a keyframe candidate: held by reference, no copy
+                timings["keyframes"] += time.perf_counter() - t_motion
             if segments:
                 finish_segments(segments)
             t_prev = time.perf_counter()
