@@ -28,7 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import median_filter
 
 from curate.config import ShotConfig
 from curate.signals import FrameSignals
@@ -100,7 +99,7 @@ def dark_frames(
     win = max(1, round(cfg.dip_window_s * fps))
     a, b = max(0, lo - win), min(len(energy), hi + win)
     # A median over 5 frames keeps a flash from passing for the bright side of a dip.
-    smooth = median_filter(energy[a:b], 5, mode="nearest")
+    smooth = median5(energy[a:b])
     for t in np.flatnonzero(energy[lo:hi] <= cfg.dip_luma) + lo:
         left = smooth[max(0, t - win - a) : t - a + 1].max()
         right = smooth[t - a : t + win - a + 1].max()
@@ -249,7 +248,7 @@ def _ramp(sig: FrameSignals, c: int, lo: int, hi: int, fps: float, cfg: ShotConf
     if float(np.sqrt(span @ span)) < cfg.mix_min:
         return "same"
     dist2 = float(span @ span)
-    progress = median_filter((cdf - first) @ span / dist2, 5, mode="nearest")
+    progress = median5((cdf - first) @ span / dist2)
     crossings = np.flatnonzero((progress[:-1] < 0.5) & (progress[1:] >= 0.5)) + 1
     if len(crossings) == 0:
         return "no ramp"
@@ -293,7 +292,7 @@ def _ramp_measures(sig, diff, luma_std, ramp: _Ramp, cfg: ShotConfig) -> dict[st
             end += 1
     # The variance dip, against the line between the plateaus' variances.
     # A median over 5 frames: a dissolve's dip is broad, a flash's is one or two frames.
-    variance = median_filter(luma_std[a : b + 1].astype(np.float64) ** 2, 5, mode="nearest")
+    variance = median5(luma_std[a : b + 1].astype(np.float64) ** 2)
     va = np.median(variance[: max(1, start - a)])
     vb = np.median(variance[min(end, b) - a :])
     chord = va + (vb - va) * np.linspace(0, 1, end - start)
@@ -337,6 +336,12 @@ def moving_share(sig: FrameSignals, start: int, end: int, min_shift: int = 2) ->
         pb = cur[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)]
         moving += bool(np.abs(pb - pa).mean() < 0.6 * still)
     return moving / (n - 1)
+
+
+def median5(x: np.ndarray) -> np.ndarray:
+    """Running median over 5 samples, edges repeated (removes 1-2 sample spikes)."""
+    padded = np.pad(np.asarray(x, np.float64), 2, mode="edge")
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
 
 
 def _slope(v: np.ndarray) -> float:
