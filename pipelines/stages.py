@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate.config import CurateConfig
 from curate.ids import clip_id, video_id
@@ -139,13 +140,12 @@ class ModelStageActor:
         self.inputs, self.outputs = STAGE_COLUMNS[name]
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        kinds = table["row_kind"].to_pylist()
-        clip_rows = [i for i, k in enumerate(kinds) if k == "clip"]
-        if not clip_rows:
+        is_clip = pc.equal(table["row_kind"], "clip")
+        clips = table.filter(is_clip)
+        if clips.num_rows == 0:
             return table
         t0 = time.perf_counter()
-        clips = table.take(clip_rows)
-        others = table.take([i for i, k in enumerate(kinds) if k != "clip"])
+        others = table.filter(pc.invert(is_clip))
         batch = {c: clips[c].to_pylist() for c in self.inputs}
         result = self.stage(batch)
         for c in self.outputs:
@@ -153,12 +153,12 @@ class ModelStageActor:
             clips = clips.set_column(
                 clips.schema.get_field_index(c), c, pa.array(values, FLOW_SCHEMA.field(c).type)
             )
-        spent = (time.perf_counter() - t0) / len(clip_rows)
+        spent = (time.perf_counter() - t0) / clips.num_rows
         timing = f"{self.name}_s"
         clips = clips.set_column(
             clips.schema.get_field_index(timing),
             timing,
-            pa.array([spent] * len(clip_rows), pa.float64()),
+            pa.array([spent] * clips.num_rows, pa.float64()),
         )
         return pa.concat_tables([others, clips])
 

@@ -39,11 +39,14 @@ class Shot:
     seed: int
     frames: int
     speed: float = 0.0  # pixels per frame, horizontal pan, at the output size
+    gain: float = 1.0  # brightness of the scene (real shots differ in exposure and colour)
 
 
 def shot_frames(shot: Shot, width: int, height: int) -> Iterator[np.ndarray]:
     margin = int(abs(shot.speed) * shot.frames) + 2
     tex = texture(shot.seed, height, width + margin)
+    if shot.gain != 1.0:
+        tex = np.clip(tex * shot.gain, 0, 255).astype(np.uint8)
     for i in range(shot.frames):
         x = i * abs(shot.speed)
         x = x if shot.speed >= 0 else margin - 2 - x
@@ -80,3 +83,50 @@ def join(
 def write(path, frames, fps: float = 24, **kw) -> str:
     write_video(path, frames, fps, **kw)
     return str(path)
+
+
+def flash(frames: list[np.ndarray], at: int, length: int = 2) -> list[np.ndarray]:
+    """Frames with `length` over-exposed frames from `at` (a camera flash)."""
+    out = list(frames)
+    for i in range(at, at + length):
+        out[i] = cv2.addWeighted(out[i], 0.25, np.full_like(out[i], 255), 0.75, 0)
+    return out
+
+
+def whip_shot(seed: int, frames: int, width: int, height: int, at: int, length: int):
+    """A still shot that whips (a motion-blurred pan over 1.2 frame widths in `length`
+    frames) from frame `at` to another view of the same scene, and holds there."""
+    travel = 1.2 * width
+    tex = texture(seed, height, int(width + travel) + 4)
+    out = []
+    for i in range(frames):
+        x0 = travel * min(max(i - at, 0), length) / length
+        x1 = travel * min(max(i + 1 - at, 0), length) / length
+        subs = []
+        for k in range(6 if x1 > x0 else 1):
+            m = np.float32([[1, 0, -(x0 + (x1 - x0) * k / 6)], [0, 1, 0]])
+            subs.append(cv2.warpAffine(tex, m, (width, height), flags=cv2.INTER_LINEAR))
+        out.append(np.mean(subs, axis=0).astype(np.uint8))
+    return out
+
+
+def scene_frames(
+    seed: int, width: int, height: int, fps: float, seconds: float, speed: float
+) -> list[np.ndarray]:
+    """One scene filmed at any size and frame rate: a texture made once at a fixed
+    resolution, viewed through a window panning right at `speed` frame widths per second.
+    The same seed and speed give the same motion at every width, height and fps."""
+    ref_w, ref_h = 480, 270
+    margin = int(speed * seconds * ref_w) + 8
+    tex = texture(seed, ref_h, ref_w + margin)
+    scale = ref_w / width  # texture pixels per output pixel
+    if scale > 1:  # low-pass before sampling, like a camera's optics
+        tex = cv2.GaussianBlur(tex, (0, 0), sigmaX=0.5 * scale)
+    out = []
+    for i in range(round(seconds * fps)):
+        x = speed * ref_w * i / fps
+        m = np.float32([[scale, 0, x], [0, scale, 0]])  # output -> texture coordinates
+        out.append(
+            cv2.warpAffine(tex, m, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        )
+    return out

@@ -195,3 +195,10 @@ def test_real_videos_decode_with_known_frame_counts(shared_videos):
         with VideoReader(path) as reader:
             n = sum(1 for _ in reader)
         assert n == t["frames"], name
+
+
+def test_video_error_survives_pickling():
+    import pickle
+
+    e = pickle.loads(pickle.dumps(VideoError("empty", "file is empty: x.mp4")))
+    assert (e.kind, e.reason, str(e)) == ("empty", "file is empty: x.mp4", "empty: file is empty: x.mp4")

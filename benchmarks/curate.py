@@ -1,0 +1,120 @@
+"""Curation throughput: `lvd curate --stages shots,motion` on 1 and 2 CPUs against the
+analysis functions in one plain process, on the same files.
+
+    .venv/bin/python benchmarks/curate.py [--videos 24] [--seconds 12] [--size 640x360]
+
+Generates a corpus of textured, panning H.264 videos with cuts, then times:
+
+  plain     curate.analyze.analyze_video over every file, sequentially, in this process
+  ray-1cpu  the Ray Data pipeline (isolated child per video, shards written) on 1 CPU
+  ray-2cpu  the same on 2 CPUs
+
+Each Ray run starts its own local Ray in a fresh process; the figure excludes Ray's
+start-up (printed separately), which a corpus of any real size amortises. Prints
+videos/s, the realtime factor (video seconds analysed per wall second) and each run's
+throughput over the plain process's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from curate.encode import write_video  # noqa: E402
+
+
+def make_corpus(folder: Path, videos: int, seconds: float, width: int, height: int) -> float:
+    """Videos of 3 shots each (a texture panned at different speeds), cut together."""
+    rng = np.random.default_rng(0)
+    fps = 24
+    for v in range(videos):
+        frames = []
+        for shot in range(3):
+            tex = cv2.resize((rng.random((height // 6, width // 3, 3)) * 255).astype(np.uint8),
+                             (width * 2, height), interpolation=cv2.INTER_CUBIC)
+            speed = [0.0, 1.5, 4.0][(v + shot) % 3]
+            n = int(seconds * fps / 3)
+            for i in range(n):
+                x = int(i * speed) % width
+                frames.append(tex[:, x : x + width])
+        write_video(folder / f"v{v:03d}.mp4", frames, fps, crf=23)
+    return videos * seconds
+
+
+def run_child(code: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+PLAIN = """
+import json, sys, time
+from pathlib import Path
+from curate.analyze import analyze_video
+from curate.config import CurateConfig
+files = sorted(Path({folder!r}).glob("*.mp4"))
+cfg = CurateConfig()
+t = time.perf_counter()
+clips = sum(len(analyze_video(str(f), cfg).clips) for f in files)
+print(json.dumps({{"wall_s": time.perf_counter() - t, "clips": clips}}))
+"""
+
+RAY = """
+import json, time
+from pathlib import Path
+from curate.config import CurateConfig
+from pipelines.curate import curate_videos
+from pipelines.inputs import list_inputs
+from pipelines.ray_env import start_ray
+from pipelines import shards
+t0 = time.perf_counter()
+start_ray(None, {cpus}, 0)
+startup = time.perf_counter() - t0
+out = Path({out!r})
+shards.prepare(out)
+items = list_inputs([{folder!r}]).items
+t = time.perf_counter()
+stats = curate_videos(items, CurateConfig(), ["shots", "motion"], out, progress=False)
+print(json.dumps({{"wall_s": time.perf_counter() - t, "startup_s": startup,
+                  "clips": stats.clips}}))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--videos", type=int, default=24)
+    ap.add_argument("--seconds", type=float, default=12.0)
+    ap.add_argument("--size", default="640x360")
+    args = ap.parse_args()
+    width, height = map(int, args.size.split("x"))
+    tmp = Path(tempfile.mkdtemp(prefix="lvd-curate-bench-"))
+    corpus = tmp / "corpus"
+    corpus.mkdir()
+    video_s = make_corpus(corpus, args.videos, args.seconds, width, height)
+    print(f"corpus: {args.videos} videos, {video_s:.0f} s of {args.size} H.264 at 24 fps")
+
+    results = {"plain": run_child(PLAIN.format(folder=str(corpus)))}
+    for cpus in (1, 2):
+        results[f"ray-{cpus}cpu"] = run_child(
+            RAY.format(folder=str(corpus), out=str(tmp / f"out{cpus}"), cpus=cpus))
+    base = results["plain"]["wall_s"]
+    print(f"{'run':10s} {'wall s':>8s} {'videos/s':>9s} {'realtime x':>11s} {'vs plain':>9s}"
+          f" {'clips':>6s} {'ray start s':>12s}")
+    for name, r in results.items():
+        print(f"{name:10s} {r['wall_s']:8.2f} {args.videos / r['wall_s']:9.2f} "
+              f"{video_s / r['wall_s']:11.1f} {base / r['wall_s']:9.2f} {r['clips']:6d} "
+              f"{r.get('startup_s', 0):12.1f}")
+
+
+if __name__ == "__main__":
+    main()

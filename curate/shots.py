@@ -1,0 +1,330 @@
+"""Cascaded shot detection over one pass of frames, with bounded lookahead.
+
+`ShotTracker` eats decoded frames one at a time and hands back the clean stretches of
+shots (`Segment`) as soon as their ends are certain. Per frame it only copies a tiny
+thumbnail (curate.signals) and, at the cascade's strides, feeds PySceneDetect detectors
+(curate.cascade). Every block of frames it runs four stages over the frames that now
+have enough signal after them:
+
+1. cuts: each PySceneDetect proposal is pinned to the frame of largest change in the
+   sampled interval and kept if curate.transitions says it is a cut (not a flash);
+2. dark: black, uniform and dipped frames, merged into runs;
+3. fades next to dark runs and running into cuts;
+4. dissolves: histogram-lag peaks and the coarse detectors' proposals not explained by
+   the above, clustered, strongest first, verified by curate.transitions.
+
+Stage 4 looks further back than 1-3, so it runs `fade_max_s + dissolve_window_s` behind
+them; a frame is final once no pending decision can reach it (about 9 s behind the
+newest frame with the defaults). Thumbnails and histograms are held only for that span.
+
+`clip_spans` turns a segment into clips: dropped below min_clip_s, cut into equal parts
+of at most max_clip_s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scenedetect import FrameTimecode
+
+from curate.cascade import DetectorCascade, thumb_bgr
+from curate.config import ShotConfig
+from curate.signals import FrameSignals
+from curate.transitions import (
+    dark_frames,
+    dissolve_extent,
+    fade_extent,
+    fades_at_cut,
+    is_flash,
+    spike_frames,
+)
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """Frames [start, end) that belong to no shot; a cut has start == end (its new shot's
+    first frame)."""
+
+    start: int
+    end: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A clean stretch [start, end) of one shot, after trimming; what bounds it."""
+
+    start: int
+    end: int
+    shot_index: int
+    kind_in: str  # cut | fade | dissolve | black | start | split
+    kind_out: str  # cut | fade | dissolve | black | end | split
+
+
+class ShotTracker:
+    """push(index, y, u, v) every frame in order, then finish(); both return Segments."""
+
+    def __init__(self, fps: float, cfg: ShotConfig, block: int = 64):
+        # Windows are counted in frames at this rate: an unknown rate counts as 25, and
+        # a broken one (metadata claiming thousands of fps) must not size huge buffers.
+        self.fps = min(float(fps), 240.0) if fps > 0 else 25.0
+        self.cfg = cfg
+        f = self.fps
+        self.fade_frames = max(3, round(cfg.fade_max_s * f))
+        self.window = max(4, round(cfg.dissolve_window_s * f))
+        lags = {max(1, round(s * f)): s for s in sorted(cfg.hist_lags_s, reverse=True)}
+        self.lags = tuple(sorted(lags))
+        self._lag_seconds = tuple(lags[k] for k in self.lags)
+        # Stages 1-3 decide about frame t once fade_frames frames follow it; stage 4
+        # decides about t once stages 1-3 are done for its whole window.
+        self.ahead = self.fade_frames + 2
+        self.behind = self.window + self.fade_frames
+        history = self.ahead + self.behind + self.window + 2 * max(self.lags) + block + 8
+        self.signals = FrameSignals(cfg.thumb_short_side, self.lags, history, cfg.black_luma, block)
+        self.cascade = DetectorCascade(self.fps, cfg)
+        self.boundaries: list[Boundary] = []  # found, not yet turned into segments
+        self.found: list[Boundary] = []  # every boundary found (a few per shot)
+        self._p = 0  # stages 1-3 done for anchors < _p
+        self._d = 0  # stage 4 done for candidates < _d
+        self._dark_start: int | None = None
+        self._cut_candidates: set[int] = set()
+        self._gradual: list[int] = []
+        self._cuts: list[int] = []  # verified cuts whose fades are still to be looked for
+        self._seg_start = 0
+        self._seg_kind = "start"
+        self._shot = 0
+        self._recent: list[Boundary] = []  # consumed boundaries still near held frames
+
+    # -- input ---------------------------------------------------------------------------
+
+    def push(self, index: int, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> list[Segment]:
+        sig = self.signals
+        before = sig.count
+        sig.push(y, u, v)
+        if self.cascade.wants(index):
+            self.cascade.push(index, thumb_bgr(sig.thumbs(index, index + 1)[0]))
+        return self._advance(final=False) if sig.count != before else []
+
+    def finish(self) -> list[Segment]:
+        """Flush everything; returns the remaining segments up to the last frame."""
+        self.signals.flush()
+        n = self.signals.count
+        if n:
+            end = FrameTimecode(n - 1, fps=self.fps)
+            for lv in self.cascade.levels:
+                lv.proposals += [int(t.frame_num) for t in lv.detector.post_process(end)]
+        return self._advance(final=True)
+
+    @property
+    def open_start(self) -> int:
+        """First frame of the segment still open: nothing before it is needed any more."""
+        return self._seg_start
+
+    def frame_scores(self) -> dict[str, np.ndarray]:
+        """Per-frame signals by name; histogram lags are named in seconds (hist_0.2s)."""
+        n = self.signals.count
+        scores = self.signals.arrays()
+        for k, seconds in zip(self.lags, self._lag_seconds, strict=True):
+            scores[f"hist_{seconds:g}s"] = scores.pop(f"hist_lag{k}")
+        return {**scores, **self.cascade.arrays(n)}
+
+    # -- stages --------------------------------------------------------------------------
+
+    def _advance(self, final: bool) -> list[Segment]:
+        n = self.signals.count
+        scores = self.signals.scores
+        diff = scores["diff"].values
+        std = scores["luma_std"].values
+        e = scores["energy"].values
+        p1 = n if final else max(0, n - self.ahead)
+        if p1 > self._p:
+            self._cuts_stage(diff, std, self._p, p1)
+            self._dark_stage(e, std, self._p, p1, n, final)
+            self._p = p1
+        d1 = n if final else max(0, p1 - self.behind)
+        if d1 > self._d:
+            self._dissolve_stage(diff, std, self._d, d1, final)
+            self._d = d1
+        if final:
+            settled = n
+        else:
+            # How far back a decision still pending may reach: a fade found next to a
+            # future dark run or cut, or a dissolve around a future candidate.
+            settled = min(
+                p1 - math.ceil(1.1 * self.fade_frames) - 2,
+                d1 - math.ceil(1.15 * self.window) - 2,
+            ) - max(self.cfg.trim_frames, self.cfg.cut_trim_frames)
+        return self._segments(max(0, settled), n, final)
+
+    def _cuts_stage(self, diff, std, a: int, b: int) -> None:
+        cfg = self.cfg
+        dark = self.signals.scores["dark"].values
+        self._cuts = [c for c in self._cuts if c >= a]  # older ones are settled
+        for lv in self.cascade.levels:
+            for p in lv.proposals:
+                # The change lies between the flagged sample and the one before it.
+                lo = max(1, p - lv.stride + 1)
+                c = lo + int(np.argmax(diff[lo : p + 1])) if p + 1 > lo else p
+                if lv.role == "gradual":
+                    self._gradual.append(max(0, p - lv.stride // 2))
+                self._cut_candidates.add(c)
+            lv.proposals.clear()
+        for c in sorted(x for x in self._cut_candidates if x < b):
+            self._cut_candidates.discard(c)
+            if c < max(a, 1) or c in self._cuts:
+                continue
+            blank = (dark[c] > 0 or std[c] < cfg.flat_std) and (
+                dark[c - 1] > 0 or std[c - 1] < cfg.flat_std
+            )
+            if blank or not spike_frames(diff, c, c + 1, self.fps, cfg):
+                continue
+            if is_flash(self.signals, c, self.fps, cfg):
+                continue
+            self._cuts.append(c)
+            self._add(Boundary(c, c, "cut"))
+
+    def _histogram_change(self, c: int) -> bool:
+        """Cheap filter for gradual proposals: colour histograms change around c."""
+        for k in self.lags:
+            w = self.signals.scores[f"hist_lag{k}"].values
+            if k <= c < len(w) and w[c] >= self.cfg.hist_peak_min:  # False for NaN
+                return True
+        return False
+
+    def _dark_stage(self, e, std, a: int, b: int, n: int, final: bool) -> None:
+        cfg = self.cfg
+        dark = self.signals.scores["dark"].values
+        flags = dark_frames(dark, std, e, a, b, self.fps, cfg)
+        for t, is_dark in zip(range(a, b), flags, strict=True):
+            if is_dark and self._dark_start is None:
+                self._dark_start = t
+                if t > 0:
+                    far = fade_extent(e, t - 1, -1, self.fade_frames, cfg)
+                    if far is not None:
+                        self._add(Boundary(far, t, "fade"))
+            elif not is_dark and self._dark_start is not None:
+                self._close_dark(e, t)
+        if final and self._dark_start is not None:
+            self._close_dark(e, b)
+        for c in [c for c in self._cuts if a <= c < b]:
+            for s, t in fades_at_cut(e, c, self.fade_frames, cfg):
+                beside = c - 1 if t == c else c  # the fade's frame next to the cut
+                if not (dark[beside] > 0 or std[beside] < cfg.flat_std):  # black: a run
+                    self._add(Boundary(s, t, "fade"))
+
+    def _close_dark(self, e, t: int) -> None:
+        self._add(Boundary(self._dark_start, t, "black"))
+        self._dark_start = None
+        if t < len(e):
+            far = fade_extent(e, t, 1, self.fade_frames, self.cfg)
+            if far is not None:
+                self._add(Boundary(t, far + 1, "fade"))
+
+    def _dissolve_stage(self, diff, std, a: int, b: int, final: bool) -> None:
+        sig = self.signals
+        lag_scores = [sig.scores[f"hist_lag{k}"].values for k in self.lags]
+        for k, w in zip(self.lags, lag_scores, strict=True):
+            # Peaks: at least hist_peak_min and the largest within k frames either side.
+            lo, hi = max(a, k), min(b, len(w) - k)
+            if hi <= lo:
+                continue
+            around = np.lib.stride_tricks.sliding_window_view(w[lo - k : hi + k], 2 * k + 1)
+            peaks = (w[lo:hi] >= self.cfg.hist_peak_min) & (w[lo:hi] >= np.nanmax(around, 1))
+            self._gradual.extend(int(c) for c in np.flatnonzero(peaks) + lo)
+        pending = sorted(set(self._gradual))
+        ready = [c for c in pending if c < b]
+        self._gradual = [c for c in pending if c >= b]
+        strength = np.zeros(len(ready))
+        for w in lag_scores:
+            idx = np.array([c for c in ready if c < len(w)], int)
+            got = np.nan_to_num(w[idx]) if len(idx) else np.zeros(0)
+            strength[: len(idx)] = np.maximum(strength[: len(idx)], got)
+        tried: list[int] = []
+        near = min(self.lags)  # a candidate this close to one tried sees the same ramp
+        for i in np.argsort(-strength, kind="stable"):
+            c = ready[i]
+            if any(abs(c - t) <= near for t in tried):
+                continue
+            tried.append(c)
+            known = self.boundaries + self._recent
+            if not self._histogram_change(c) or any(x.start - 2 <= c < x.end + 2 for x in known):
+                continue
+            before = max((x for x in known if x.end <= c), key=lambda x: x.end, default=None)
+            after = min((x for x in known if x.start > c), key=lambda x: x.start, default=None)
+            lo = max(before.end if before else 0, sig.oldest())
+            hi = min(after.start - 1 if after else sig.count - 1, sig.count - 1)
+            # Next to another gradual transition this one may follow on without a pause.
+            open_lo = before is not None and before.end == lo and before.kind != "cut"
+            open_hi = after is not None and after.start - 1 == hi and after.kind != "cut"
+            found = dissolve_extent(
+                sig, diff, std, c, lo, hi, self.fps, self.cfg, open_lo=open_lo, open_hi=open_hi
+            )
+            if isinstance(found, tuple):
+                self._add(Boundary(found[0], found[1], "dissolve"))
+
+    def _add(self, b: Boundary) -> None:
+        b = Boundary(max(0, b.start), max(b.start, b.end), b.kind)
+        self.boundaries.append(b)
+        self.found.append(b)
+
+    # -- segments ------------------------------------------------------------------------
+
+    def _segments(self, settled: int, n: int, final: bool) -> list[Segment]:
+        """Turn the boundaries that reach below `settled` into final segments."""
+        cfg = self.cfg
+        out: list[Segment] = []
+        pending = sorted(self.boundaries, key=lambda x: (x.start, x.end))
+        keep: list[Boundary] = []
+        for bd in pending:
+            trim_before = cfg.cut_trim_frames if bd.kind == "cut" else cfg.trim_frames
+            if bd.start - trim_before >= settled and not final:
+                keep.append(bd)
+                continue
+            self._recent.append(bd)
+            end = bd.start - trim_before
+            if end > self._seg_start:
+                out.append(Segment(self._seg_start, end, self._shot, self._seg_kind, bd.kind))
+                self._shot += 1
+            trim_after = cfg.cut_trim_frames if bd.kind == "cut" else cfg.trim_frames
+            if bd.end + trim_after > self._seg_start:
+                self._seg_start = bd.end + trim_after
+                self._seg_kind = bd.kind
+        self.boundaries = keep
+        oldest = self.signals.oldest()
+        self._recent = [x for x in self._recent if x.end >= oldest - 1]
+        if final:
+            if n > self._seg_start:
+                out.append(Segment(self._seg_start, n, self._shot, self._seg_kind, "end"))
+            self._seg_start = n
+        else:
+            # A long shot still open: hand over max_clip_s pieces, keeping more than one in
+            # hand so the rest (whatever the shot's end) can still be split evenly.
+            piece = max(1, round(cfg.max_clip_s * self.fps))
+            while settled - self._seg_start > 2 * piece:
+                s = self._seg_start
+                out.append(Segment(s, s + piece, self._shot, self._seg_kind, "split"))
+                self._seg_start, self._seg_kind = s + piece, "split"
+        return out
+
+
+def clip_spans(seg: Segment, times_s: np.ndarray, fps: float, cfg: ShotConfig) -> list[Segment]:
+    """Clips of a segment: none when shorter than min_clip_s, else equal parts of at most
+    max_clip_s. times_s[i] is frame i's time (len > seg.end - 1)."""
+    duration = _span_s(seg.start, seg.end, times_s, fps)
+    if duration + 1e-6 < cfg.min_clip_s:
+        return []
+    parts = max(1, math.ceil(duration / cfg.max_clip_s - 1e-9))
+    edges = np.linspace(seg.start, seg.end, parts + 1).round().astype(int)
+    out = []
+    for k in range(parts):
+        kind_in = seg.kind_in if k == 0 else "split"
+        kind_out = seg.kind_out if k == parts - 1 else "split"
+        out.append(Segment(int(edges[k]), int(edges[k + 1]), seg.shot_index, kind_in, kind_out))
+    return out
+
+
+def _span_s(start: int, end: int, times_s: np.ndarray, fps: float) -> float:
+    end_t = times_s[end] if end < len(times_s) else times_s[end - 1] + 1.0 / fps
+    return float(end_t - times_s[start])
