@@ -69,8 +69,7 @@ class CacheEncoder:
             out.update(text_shape=[], text_emb=[], text_mask=[])
         videos = {}
         for r, row in enumerate(rows):
-            clip = ClipRow(*(row[k] for k in ("clip_id", "video_path", "start_s", "end_s",
-                                             "width", "height", "caption", "motion_score")))  # fmt: skip
+            clip = ClipRow(**{f.name: row[f.name] for f in dataclasses.fields(ClipRow)})
             size = tuple(spec["buckets"][int(row["bucket"])])
             key = (spec["seed"], int(row["window"]), int(row["index"]))
             try:

@@ -41,11 +41,18 @@ class ClipRow:
     clip_id: str
     video_path: str
     start_s: float
-    end_s: float
+    end_s: float  # the time of end_frame, which is not in the clip (exclusive)
     width: int
     height: int
     caption: str
     motion_score: float = 0.0
+    fps: float = 0.0  # the clip's own frame rate (0: unknown)
+
+    @property
+    def last_s(self) -> float:
+        """Time of the clip's last frame: sampling past it would show the frame after a
+        cut (or a trimmed transition frame)."""
+        return self.end_s - 1.0 / self.fps if self.fps > 0 else self.end_s
 
 
 def parse_rules(texts: list[str]) -> list[Rule]:
@@ -90,6 +97,7 @@ def load_clips(folder: Path, rules: list[Rule]) -> list[ClipRow]:
             r["height"],
             r["caption"] or "",
             float(r.get("motion_score") or 0.0),
+            float(r["fps"] or 0.0),
         )
         for r in table.to_pylist()
     ]
@@ -147,7 +155,7 @@ class ClipDataset(torch.utils.data.Dataset):
         random_crop: bool = True,
     ):
         span = (frames - 1) / fps
-        self.clips = [c for c in clips if c.end_s - c.start_s >= span]
+        self.clips = [c for c in clips if c.last_s - c.start_s >= span - 1e-6]
         if not self.clips:
             raise UsageError(
                 f"no clip is long enough for {frames} frames at {fps:g} fps ({span:.2f} s)"
@@ -197,7 +205,7 @@ def load_window(
     (height, width) and cropped; window start and crop come from an RNG seeded by `key`."""
     rng = np.random.default_rng(list(key))
     span = (frames - 1) / fps
-    start = clip.start_s + rng.uniform(0, max(0.0, clip.end_s - clip.start_s - span))
+    start = clip.start_s + rng.uniform(0, max(0.0, clip.last_s - clip.start_s - span))
     times = [start + k / fps for k in range(frames)]
     video = read_frames_at(clip.video_path, times, short_side=None)
     return cover_crop(video, size[0], size[1], rng if random_crop else None)

@@ -1,26 +1,23 @@
 """`lvd train` on tiny presets: every stage, checkpoints, exact resume, NaN stop, errors.
 
-The data is a curated run folder made from small synthetic videos (coloured shapes
-moving in named directions, two shots joined by a hard cut, a sidecar caption each).
+The data is a run folder that `lvd curate` makes from small synthetic videos (coloured
+shapes moving in named directions, two shots joined by a hard cut, a sidecar caption
+each).
 """
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from safetensors.torch import load_file
 
 from curate.encode import write_video
-from curate.ids import clip_id, video_id
 from curate.video import probe
 from model.checkpoint import load_model
 from pipelines import checkpoints as ckpt
 from pipelines.cli import main
 from pipelines.demo_corpus import caption, shot_frames
-from pipelines.shards import CLIP_SCHEMA, VIDEO_SCHEMA, write_shard
 
 SUBJECTS = [
     ("red", "circle", "left"),
@@ -31,62 +28,33 @@ SUBJECTS = [
 FPS = 12
 
 
-def write_corpus(folder: Path) -> list[tuple[str, str, list[tuple[int, int]]]]:
-    """Videos with sidecar captions; returns (path, caption, shot frame ranges)."""
+def write_corpus(folder: Path) -> None:
+    """Videos of two shots joined by a hard cut, each with a sidecar caption."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    videos = []
     for k, subject in enumerate(SUBJECTS):
-        frames, shots = [], []
+        frames = []
         for _ in range(2):
             n = int(rng.integers(36, 48))  # 3-4 s shots, longer than curation's 2 s minimum
-            shots.append((len(frames), len(frames) + n))
             frames += shot_frames(rng, 64, n, *subject)
         path = folder / f"{'_'.join(subject)}_{k}.mp4"
         write_video(path, frames, FPS)
         path.with_suffix(".txt").write_text(caption(*subject) + "\n")
-        videos.append((str(path), caption(*subject), shots))
-    return videos
-
-
-def shards_from_known_shots(out: Path, videos) -> None:
-    """Clip shards with the rows `lvd curate --stages shots,motion` writes (scores of the
-    model stages null), from the shots the corpus was made of."""
-    video_rows, clip_rows = [], []
-    for path, text, shots in videos:
-        vid = video_id(path, os.path.getsize(path))
-        frames = shots[-1][1]
-        video_rows.append(
-            dict(video_id=vid, video_path=path, size_bytes=os.path.getsize(path),
-                 duration_s=frames / FPS, fps=FPS, width=64, height=64, codec="h264",
-                 num_frames=frames, rotation=0, has_audio=False, is_vfr=False, status="ok",
-                 num_clips=len(shots), analysis_s=0.1)
-        )  # fmt: skip
-        for i, (a, b) in enumerate(shots):
-            clip_rows.append(
-                dict(clip_id=clip_id(vid, a, b), video_id=vid, video_path=path, start_frame=a,
-                     end_frame=b, start_s=a / FPS, end_s=(b - 1) / FPS, fps=FPS,
-                     num_frames=b - a, width=64, height=64, shot_index=i,
-                     transition_in="start" if i == 0 else "cut",
-                     transition_out="cut" if i == 0 else "end", motion_score=1.0 + i,
-                     motion_p90=2.0, caption=text, caption_source="sidecar")
-            )  # fmt: skip
-    write_shard(
-        out,
-        "part-00000",
-        pa.Table.from_pylist(video_rows, schema=VIDEO_SCHEMA),
-        pa.Table.from_pylist(clip_rows, schema=CLIP_SCHEMA),
-    )
 
 
 def make_curated(base: Path) -> Path:
-    """A curated run folder (made once per session under `base`)."""
+    """A run folder made by `lvd curate --preset tiny --stages shots,motion` (once per
+    test session, under `base`): 8 clips, one per shot."""
     out = base / "curated"
     if (out / "clips").is_dir():
         return out
-    videos = write_corpus(base / "raw")
+    write_corpus(base / "raw")
     tmp = base / "curated-tmp"
-    shards_from_known_shots(tmp, videos)
+    args = ["curate", str(base / "raw"), "--out", str(tmp), "--preset", "tiny"]
+    assert main([*args, "--stages", "shots,motion", "--num-cpus", "2"]) == 0
+    import ray
+
+    ray.shutdown()  # the training tests do not need it running
     tmp.rename(out)
     return out
 

@@ -112,3 +112,16 @@ def test_collate_stacks_tensors_and_numbers(clips):
     batch = collate([ds[(0, 0)], ds[(2, 0)]])
     assert batch["video"].shape == (2, 3, 5, 32, 64)
     assert batch["motion_score"].dtype == torch.float32 and batch["caption"] == ["wide 0", "wide 1"]
+
+
+def test_windows_stay_before_the_clip_end(tmp_path):
+    # shot A is frames 0-23, shot B starts at frame 24 = end_s of a clip of shot A
+    frames = synth.join([synth.Shot(1, 24), synth.Shot(2, 24)], 64, 64)
+    path = synth.write(tmp_path / "cut.mp4", frames, fps=24)
+    clip = ClipRow("a", path, 0.0, 1.0, 64, 64, "shot a", fps=24.0)
+    with pytest.raises(UsageError, match="no clip is long enough"):
+        ClipDataset([clip], frames=25, fps=24, buckets=[(64, 64)])  # would need frame 24
+    ds = ClipDataset([clip], frames=24, fps=24, buckets=[(64, 64)], random_crop=False)
+    last = ds[(0, 0)]["video"][:, -1].permute(1, 2, 0).float().numpy()
+    a_end, b_start = (f.astype(np.float32) for f in (frames[23], frames[24]))
+    assert np.abs(last - a_end).mean() < np.abs(last - b_start).mean() / 4
