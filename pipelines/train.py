@@ -18,30 +18,25 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import json
 import math
-import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
-from model.checkpoint import WEIGHT_NAMES, load_config, load_model, save_model
 from model.dit import DiT
 from model.vae import VAE, estimate_scaling_factor
 from model.vae_loss import PatchDiscriminator3d, Perceptual
 from pipelines import checkpoints as ckpt
 from pipelines import distributed as ddp
-from pipelines.config import build, describe, from_dict, to_dict
+from pipelines import train_state
+from pipelines.config import describe
 from pipelines.errors import UsageError
 from pipelines.optim import EMA, build_optimizer, lr_at, set_lr
-from pipelines.runinfo import read_run_json, write_run_json
-from pipelines.train_config import PRESETS, STAGES, StageConfig, TrainConfig
+from pipelines.train_config import STAGES, StageConfig, TrainConfig
 from pipelines.train_data import (
     BucketBatchSampler,
     ClipDataset,
@@ -52,6 +47,7 @@ from pipelines.train_data import (
     to_unit_range,
     worker_init,
 )
+from pipelines.train_state import StageRun, TrainerState
 from pipelines.train_steps import (
     DiscLoss,
     FlowLoss,
@@ -67,30 +63,6 @@ NO_BAD_STEP = 2**62
 
 class TrainingStopped(UsageError):
     """Training cannot go on (a non-finite loss); the message is one line."""
-
-
-@dataclass
-class TrainerState:
-    """Where the run is; saved as trainer.json in every checkpoint."""
-
-    stage: str = ""
-    stage_step: int = 0  # optimizer steps done in `stage` = global batches it consumed
-    global_step: int = 0  # optimizer steps done in all stages
-    done: list[str] = field(default_factory=list)
-    ema_updates: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class StageRun:
-    """The pieces of the stage in progress (what a checkpoint must capture)."""
-
-    name: str
-    stage: StageConfig
-    root: torch.nn.Module  # the loss module the step calls (maybe DDP/FSDP)
-    net: torch.nn.Module  # the trained network inside it
-    optimizer: torch.optim.Optimizer
-    ema: EMA | None
-    extra: dict = field(default_factory=dict)  # discriminator and its optimizer
 
 
 class Trainer:
@@ -127,9 +99,9 @@ class Trainer:
         self.bar = None
         self.resume_folder: Path | None = None
         if resume_from is not None:
-            self._load_checkpoint(resume_from)
+            train_state.load_checkpoint(self, resume_from)
         else:
-            self._load_initial_weights()
+            train_state.load_initial_weights(self)
 
     # -- the run -----------------------------------------------------------------------
     def train(self) -> Path | None:
@@ -155,7 +127,7 @@ class Trainer:
                     return None
         finally:
             self.bar.close()
-        return self._write_final()
+        return train_state.write_final(self)
 
     def _loop(self, run: StageRun) -> bool:
         """Train `run` from state.stage_step to its last step; False if stopped early."""
@@ -213,7 +185,7 @@ class Trainer:
             if cfg.sample_every and done % cfg.sample_every == 0 and not last:
                 self._samples(run, dataset)
             if save_now and not last:  # the end of a stage is saved by _finish_stage
-                self._save_checkpoint()
+                train_state.save_checkpoint(self)
             window[2] += time.perf_counter() - paused
             if stopping and not last:
                 return False
@@ -239,7 +211,7 @@ class Trainer:
             run.extra["disc"] = disc
             run.extra["disc_root"] = ddp.wrap(DiscLoss(disc), self.d, self._sharding("ddp"), [])
             run.extra["disc_opt"] = build_optimizer(list(disc.parameters()), self.cfg, stage.lr)
-        self._restore_stage(run)
+        train_state.restore_stage(self, run)
         return run
 
     def _setup_dit(self, name: str, stage: StageConfig) -> StageRun:
@@ -252,11 +224,11 @@ class Trainer:
             if self.cfg.ema_decay:
                 # after wrapping: FSDP replaces the parameters with sharded ones
                 self.dit_ema = EMA(list(self.dit.named_parameters()), self.cfg.ema_decay)
-                self._restore_ema(self.dit_ema, "ema_dit", "dit")
+                train_state.restore_ema(self, self.dit_ema, "ema_dit", "dit")
         self.dit.train()
         optimizer = build_optimizer(list(self.dit.parameters()), self.cfg, stage.lr)
         run = StageRun(name, stage, self.dit_root, self.dit, optimizer, self.dit_ema)
-        self._restore_stage(run)
+        train_state.restore_stage(self, run)
         return run
 
     def _vae_step(self, run: StageRun, batch: dict, generators) -> tuple:
@@ -306,11 +278,13 @@ class Trainer:
             self.vae.eval().requires_grad_(False)
             self._set_vae_scale(run)
             if self.d.is_main:
-                _write_model_folder(self.run / "vae", self.model_cfg, vae=self.vae.state_dict())
+                train_state.write_model_folder(
+                    self.run / "vae", self.model_cfg, vae=self.vae.state_dict()
+                )
         self.state.done.append(run.name)
         self.active = None
         self._samples(run, None)
-        self._save_checkpoint()
+        train_state.save_checkpoint(self)
 
     def _set_vae_scale(self, run: StageRun) -> None:
         """LDM's recipe: scale latents to unit variance, measured on training clips."""
@@ -432,140 +406,6 @@ class Trainer:
         )  # fmt: skip
         del dit
 
-    # -- checkpoints -------------------------------------------------------------------
-    def _save_checkpoint(self) -> None:
-        """Gather on every rank, write on rank 0, then wait for it."""
-        run = self.active
-        weights = {}
-        if run is not None and run.name == "vae":
-            weights["vae"] = ddp.full_state_dict(run.root, "net.")
-        else:
-            weights["vae"] = self.vae.state_dict()
-        if self.dit is not None:
-            if self.dit_root is not None:
-                weights["dit"] = ddp.full_state_dict(self.dit_root, "net.")
-            else:
-                weights["dit"] = self.dit.state_dict()
-        files = {}
-        for net, tensors in weights.items():
-            files[WEIGHT_NAMES[net]] = _saver(tensors)
-        ema_updates = dict(self.state.ema_updates)
-        if run is not None and run.name == "vae" and run.ema is not None:
-            files["ema_vae.safetensors"] = _saver(run.ema.full_state_dict())
-            ema_updates["vae"] = run.ema.updates
-        if self.dit_ema is not None:
-            files["ema_dit.safetensors"] = _saver(self.dit_ema.full_state_dict())
-            ema_updates["dit"] = self.dit_ema.updates
-        if run is not None and 0 < self.state.stage_step < run.stage.steps:
-            opt = {"net": ddp.optimizer_state(run.root, run.optimizer)}
-            if "disc" in run.extra:
-                files["disc.safetensors"] = _saver(run.extra["disc"].state_dict())
-                opt["disc"] = ddp.optimizer_state(run.extra["disc_root"], run.extra["disc_opt"])
-            files["optimizer.pt"] = lambda p, o=opt: ckpt.save_pickle(p, o)
-        self.state.ema_updates = ema_updates
-        state = {
-            "state": dataclasses.asdict(self.state),
-            "world_size": self.d.world_size,
-            "data": str(self.data),
-            "config": to_dict(self.cfg),
-        }
-        files["trainer.json"] = lambda p: p.write_text(json.dumps(state, indent=1))
-        files["rng.pt"] = lambda p: ckpt.save_pickle(p, ckpt.rng_state())
-        files["config.json"] = lambda p: _write_config(p, self.model_cfg)
-        if self.d.is_main:
-            step = self.state.global_step
-            self.last_checkpoint = ckpt.write_checkpoint(
-                self.run, step, files, self.cfg.keep_checkpoints
-            )
-        self.last_checkpoint = self.d.broadcast_object(self.last_checkpoint)
-        self.d.barrier()
-
-    def _load_checkpoint(self, folder: Path) -> None:
-        saved = json.loads((folder / "trainer.json").read_text())
-        self.state = TrainerState(**saved["state"])
-        self.model_cfg.vae.scaling_factor = load_config(folder).vae.scaling_factor
-        self.vae.load_state_dict(load_file(str(folder / WEIGHT_NAMES["vae"])))
-        if self.dit is not None:
-            self.dit.load_state_dict(load_file(str(folder / WEIGHT_NAMES["dit"])))
-        if "vae" in self.state.done:
-            self.vae.eval().requires_grad_(False)
-        ckpt.set_rng_state(ckpt.load_pickle(folder / "rng.pt"))
-        self.resume_folder = folder
-
-    def _restore_stage(self, run: StageRun) -> None:
-        """Mid-stage resume: optimizer, EMA and discriminator as they were."""
-        self.active = run
-        folder = self.resume_folder
-        if folder is None or self.state.stage != run.name or self.state.stage_step == 0:
-            return
-        opt = ckpt.load_pickle(folder / "optimizer.pt")
-        ddp.load_optimizer_state(run.root, run.optimizer, opt["net"])
-        if run.name == "vae" and run.ema is not None:
-            self._restore_ema(run.ema, "ema_vae", "vae")
-        if "disc" in run.extra:
-            run.extra["disc"].load_state_dict(load_file(str(folder / "disc.safetensors")))
-            ddp.load_optimizer_state(run.extra["disc_root"], run.extra["disc_opt"], opt["disc"])
-
-    def _restore_ema(self, ema: EMA, file: str, key: str) -> None:
-        folder = self.resume_folder
-        if folder is None or not (folder / f"{file}.safetensors").is_file():
-            return
-        ema.load_full_state_dict(load_file(str(folder / f"{file}.safetensors")))
-        ema.updates = self.state.ema_updates.get(key, 0)
-
-    def _load_initial_weights(self) -> None:
-        """VAE from vae_from / init_from when the vae stage does not run; DiT from init_from."""
-        cfg = self.cfg
-        if cfg.init_from and self.dit is not None:
-            model = load_model(ckpt.model_folder(cfg.init_from), "cpu", parts=("dit",))
-            if model.dit is None:
-                raise UsageError(f"init_from {cfg.init_from} holds no DiT weights")
-            try:
-                self.dit.load_state_dict(model.dit.state_dict())
-            except RuntimeError:
-                raise UsageError(
-                    f"init_from {cfg.init_from}: its DiT differs from model.dit"
-                ) from None
-        if "vae" in [n for n, _ in cfg.stages()] or not self.dit_stages:
-            return
-        source = cfg.vae_from or cfg.init_from
-        if not source:
-            raise UsageError(
-                "the DiT stages need a trained VAE: set vae.steps > 0, or vae_from=FOLDER "
-                "(a model folder or a training run)"
-            )
-        model = load_model(ckpt.model_folder(source), "cpu", parts=("vae",))
-        if model.vae is None:
-            raise UsageError(f"{source} holds no VAE weights")
-        if dataclasses.replace(model.config.vae, scaling_factor=1.0) != dataclasses.replace(
-            self.model_cfg.vae, scaling_factor=1.0
-        ):
-            raise UsageError(f"the VAE in {source} differs from model.vae in this config")
-        self.vae.load_state_dict(model.vae.state_dict())
-        self.model_cfg.vae.scaling_factor = self.vae.cfg.scaling_factor = (
-            model.config.vae.scaling_factor
-        )
-        self.vae.eval().requires_grad_(False)
-
-    def _write_final(self) -> Path:
-        weights = {"vae": self.vae.state_dict()}
-        if self.dit is not None:
-            weights["dit"] = (
-                self.dit_ema.full_state_dict()
-                if self.dit_ema
-                else ddp.full_state_dict(self.dit_root, "net.")
-            )
-        final = self.run / "final"
-        if self.d.is_main:
-            last = [s for n, s in self.cfg.stages() if n != "vae"] or [self.cfg.vae]
-            info = {
-                "fps": last[-1].fps, "frames": last[-1].frames,
-                "height": last[-1].buckets[0][0], "width": last[-1].buckets[0][1],
-            }  # fmt: skip
-            _write_model_folder(final, self.model_cfg, info=info, **weights)
-        self.d.barrier()
-        return final
-
     # -- helpers -----------------------------------------------------------------------
     def vae_folder(self) -> Path:
         """The model folder of the VAE the DiT stages use."""
@@ -580,69 +420,6 @@ class Trainer:
         if self.bf16:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
-
-
-def _saver(tensors: dict[str, torch.Tensor]):
-    return lambda p: ckpt.save_weights(p, tensors)
-
-
-def _write_config(path: Path, model_cfg) -> None:
-    path.write_text(json.dumps(dataclasses.asdict(model_cfg), indent=2) + "\n")
-
-
-def _write_model_folder(folder: Path, model_cfg, info: dict | None = None, **weights) -> None:
-    """A model folder (config.json + weights [+ train.json]) written beside and renamed."""
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_model(tmp, model_cfg)
-    for net, tensors in weights.items():
-        ckpt.save_weights(tmp / WEIGHT_NAMES[net], tensors)
-    if info is not None:
-        (tmp / "train.json").write_text(json.dumps(info, indent=1) + "\n")
-    old = folder.with_name(f".{folder.name}.old")
-    if folder.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-# Keys that may change when a run is resumed: they do not change what is computed.
-RESUMABLE_KEYS = (
-    "num_workers", "log_every", "checkpoint_every", "keep_checkpoints", "sample_every",
-    "sample_prompts", "sample_steps", "text_cache_size", "device", "sharding",
-    "cache_batch_size", "model.text_encoder.model",
-)  # fmt: skip
-
-
-def _flatten(data: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def resolve_config(args, saved: dict | None) -> TrainConfig:
-    """The config to train with: preset, file and overrides; on resume without any of
-    them, the run's own config; with them, they may only change RESUMABLE_KEYS."""
-    given = args.config is not None or args.overrides or args.preset not in ("default",)
-    preset = "small" if args.preset == "default" else args.preset
-    if saved is not None and not given:
-        return from_dict(TrainConfig, saved)
-    cfg = build(PRESETS, preset, args.config, args.overrides)
-    if saved is not None:
-        old, new = _flatten(saved), _flatten(to_dict(cfg))
-        for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key) and key not in RESUMABLE_KEYS:
-                raise UsageError(
-                    f"--resume: {key} is {new.get(key)!r} but the run was trained with "
-                    f"{old.get(key)!r}; resume with the run's config (drop --preset/--config/"
-                    "--set) or start a new --out"
-                )
-    return cfg
 
 
 def run(args) -> int:
@@ -661,7 +438,7 @@ def run(args) -> int:
         if resume_from is None:
             raise UsageError(f"no usable checkpoint in {out / 'checkpoints'}: {skipped[0]}")
     saved = json.loads((resume_from / "trainer.json").read_text()) if resume_from else None
-    cfg = resolve_config(args, saved["config"] if saved else None)
+    cfg = train_state.resolve_config(args, saved["config"] if saved else None)
     if args.cache_latents and not cfg.cache_latents:
         if saved is not None:
             raise UsageError("--cache-latents: this run was trained without the cache")
@@ -677,9 +454,9 @@ def run(args) -> int:
         if d.is_main:
             for line in skipped:
                 print(f"lvd train: skipping damaged checkpoint {line}", file=sys.stderr)
-            _set_aside(out, resume_from, skipped)
-            _trim_metrics(out, saved["state"]["global_step"] if saved else 0)
-            _write_run_json(out, cfg, data, d, "running", started, resume_from)
+            train_state.set_aside(out, resume_from, skipped)
+            train_state.trim_metrics(out, saved["state"]["global_step"] if saved else 0)
+            train_state.write_run_json_for(out, cfg, data, d, "running", started, resume_from)
         d.barrier()
         trainer = Trainer(
             cfg, data, out, d, resume_from, args.stop_after, ray_address=args.ray_address
@@ -688,13 +465,15 @@ def run(args) -> int:
             final = trainer.train()
         except TrainingStopped:
             if d.is_main:
-                _write_run_json(out, cfg, data, d, "failed", started, resume_from, trainer)
+                train_state.write_run_json_for(
+                    out, cfg, data, d, "failed", started, resume_from, trainer
+                )
             if not d.is_main:
                 return 1  # rank 0 says why
             raise
         if d.is_main:
             status = "done" if final else "stopped"
-            _write_run_json(out, cfg, data, d, status, started, resume_from, trainer)
+            train_state.write_run_json_for(out, cfg, data, d, status, started, resume_from, trainer)
             where = final or trainer.last_checkpoint
             print(
                 f"lvd train: {status} after {trainer.state.global_step} steps "
@@ -708,54 +487,3 @@ def run(args) -> int:
 
             stop_ray()
         ddp.shutdown(d)
-
-
-def _set_aside(out: Path, resume_from: Path | None, skipped: list[str]) -> None:
-    """Damaged checkpoints newer than the one resumed from are renamed bad-step-*: the
-    steps they held are trained again and their names will be reused."""
-    if resume_from is None:
-        return
-    for folder in ckpt.complete_checkpoints(out):
-        if folder.name > resume_from.name:
-            target = folder.with_name(f"bad-{folder.name}")
-            shutil.rmtree(target, ignore_errors=True)
-            folder.rename(target)
-
-
-def _trim_metrics(out: Path, global_step: int) -> None:
-    """Drop metrics lines past the checkpoint resumed from: those steps run again."""
-    path = out / "metrics.jsonl"
-    if not path.is_file():
-        return
-    keep = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line)["global_step"] <= global_step
-    ]
-    path.write_text("".join(line + "\n" for line in keep))
-
-
-def _write_run_json(out, cfg, data, d, status, started, resume_from, trainer=None) -> None:
-    info = {
-        "command": "train",
-        "status": status,
-        "data": str(data),
-        "world_size": d.world_size,
-        "device": str(d.device),
-        "resumed_from": str(resume_from) if resume_from else None,
-        "wall_s": round(time.time() - started, 3),
-        "config": to_dict(cfg),
-    }
-    if trainer is not None:
-        info.update(
-            global_step=trainer.state.global_step,
-            stages_done=trainer.state.done,
-            last_checkpoint=str(trainer.last_checkpoint) if trainer.last_checkpoint else None,
-            final=str(out / "final") if status == "done" else None,
-        )
-    previous = read_run_json(out).get("runs", [])
-    if status == "running":
-        previous = [*previous, {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}]
-    else:
-        previous = [*previous[:-1], {**previous[-1], **info}] if previous else [info]
-    write_run_json(out, {**info, "runs": previous})
