@@ -66,6 +66,13 @@ class TrainingStopped(UsageError):
 
 
 class Trainer:
+    """Trains the stages of a TrainConfig on a curated folder into a run folder.
+
+    `Trainer(cfg, data, run, dist, resume_from=None, stop_after=None).train()` returns
+    RUN/final (or None when stopped by `stop_after`, after a checkpoint). Every rank
+    builds the same networks from the seed; DDP/FSDP wrap the trained one per stage.
+    """
+
     def __init__(
         self,
         cfg: TrainConfig,
@@ -113,8 +120,9 @@ class Trainer:
             total=total, initial=self.state.global_step, unit="step", file=sys.stderr,
             disable=not (self.progress and self.d.is_main), dynamic_ncols=True,
         )  # fmt: skip
+        stages = self.cfg.stages()
         try:
-            for name, stage in self.cfg.stages():
+            for name, stage in stages:
                 if name in self.state.done:
                     continue
                 if self.state.stage != name:
@@ -123,7 +131,7 @@ class Trainer:
                 if not self._loop(run):
                     return None
                 self._finish_stage(run)
-                if self._stopping():
+                if self._stopping() and name != stages[-1][0]:
                     return None
         finally:
             self.bar.close()

@@ -77,7 +77,10 @@ def metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-COMPUTED = ("stage", "step", "global_step", "loss", "lr", "grad_norm", "l1", "kl", "t_mean")
+COMPUTED = (
+    "stage", "step", "global_step", "loss", "lr", "grad_norm", "l1", "kl", "t_mean",
+    "adversarial", "disc_loss",
+)  # fmt: skip
 
 
 def computed(run: Path) -> list[dict]:
@@ -182,6 +185,26 @@ def test_resume_skips_a_damaged_newest_checkpoint(curated, uninterrupted, tmp_pa
     assert "skipping damaged checkpoint step-00000005" in capsys.readouterr().err
     assert computed(out) == computed(uninterrupted)
     assert (out / "checkpoints" / "bad-step-00000005").is_dir()
+
+
+def test_vae_with_a_discriminator_resumes_exactly(curated, tmp_path):
+    settings = (
+        "vae.steps=4", "image.steps=0", "video.steps=0", "hq.steps=0", "checkpoint_every=2",
+        "model.vae.adversarial_weight=0.1",
+    )  # fmt: skip
+    assert train(curated, tmp_path / "whole", *settings) == 0
+    assert train(curated, tmp_path / "cut", *settings, extra=["--stop-after", "3"]) == 0
+    assert not (tmp_path / "cut" / "final").exists()
+    assert (ckpt.complete_checkpoints(tmp_path / "cut")[-1] / "disc.safetensors").is_file()
+    assert main(["train", "--out", str(tmp_path / "cut"), "--resume"]) == 0
+    rows = computed(tmp_path / "cut")
+    assert rows == computed(tmp_path / "whole") and "disc_loss" in rows[-1]
+
+
+def test_stop_after_the_last_step_still_writes_the_final_model(curated, tmp_path):
+    settings = ("vae.steps=2", "image.steps=0", "video.steps=1", "hq.steps=0")
+    assert train(curated, tmp_path / "run", *settings, extra=["--stop-after", "3"]) == 0
+    assert (tmp_path / "run" / "final" / "dit.safetensors").is_file()
 
 
 # -- failures -------------------------------------------------------------------------------
