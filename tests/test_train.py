@@ -96,7 +96,8 @@ ALL_STAGES = ("vae.steps=2", "image.steps=2", "video.steps=2", "hq.steps=2")
 @pytest.fixture(scope="module")
 def full_run(curated, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("full") / "run"
-    assert train(curated, out, *ALL_STAGES, "checkpoint_every=3", "keep_checkpoints=2") == 0
+    settings = ("checkpoint_every=3", "keep_checkpoints=2", "sample_every=3")
+    assert train(curated, out, *ALL_STAGES, *settings) == 0
     return out
 
 
@@ -139,10 +140,19 @@ def test_only_the_newest_whole_checkpoints_are_kept(full_run):
 def test_sample_videos_are_written_for_each_stage(full_run):
     recon = probe(full_run / "samples" / "vae-step-00000002" / "recon-00.mp4")
     assert (recon.num_frames, recon.width, recon.height) == (5, 64, 32)  # input | output
-    for stage, step in (("image", 4), ("video", 6), ("hq", 8)):
+    # stage ends, and every sample_every=3 steps (step 3 is in the image stage)
+    for stage, step in (("image", 3), ("image", 4), ("video", 6), ("hq", 8)):
         info = probe(full_run / "samples" / f"{stage}-step-{step:08d}" / "00.mp4")
         assert (info.width, info.height) == (32, 32)
         assert info.num_frames == (1 if stage == "image" else 5)
+
+
+def test_gradient_checkpointing_changes_nothing_but_memory(curated, tmp_path):
+    settings = ("vae.steps=1", "image.steps=0", "video.steps=2", "hq.steps=0")
+    assert train(curated, tmp_path / "plain", *settings) == 0
+    checkpointed = "model.dit.gradient_checkpointing=true"
+    assert train(curated, tmp_path / "recompute", *settings, checkpointed) == 0
+    assert computed(tmp_path / "plain") == computed(tmp_path / "recompute")
 
 
 # -- exact resume ---------------------------------------------------------------------------
