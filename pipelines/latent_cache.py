@@ -142,15 +142,16 @@ def cache_key(trainer, name: str, stage: StageConfig, seed: int, vae_folder: str
 
 def cached_dataset(trainer, name: str, stage: StageConfig, seed: int) -> CachedSamples:
     """The stage's cached samples, built first when missing or stale (rank 0 builds; the
-    other ranks wait for the manifest)."""
+    other ranks wait for its manifest)."""
     folder = trainer.run / "cache" / name
     vae_folder = "" if name == "vae" else str(trainer.vae_folder())
     key = cache_key(trainer, name, stage, seed, vae_folder)
     if trainer.d.is_main and _read_key(folder) != key:
         build_cache(trainer, name, stage, seed, vae_folder, key, folder)
-    while _read_key(folder) != key:  # other ranks: a file poll, no collective timeout
+    # other ranks poll the manifest: no collective (rank 0 alone also calls this when it
+    # writes sample videos), and no collective timeout however long the job takes
+    while _read_key(folder) != key:
         time.sleep(2.0)
-    trainer.d.barrier()
     return CachedSamples(folder, trainer.cfg.cache_windows)
 
 

@@ -189,11 +189,11 @@ class Trainer:
                 elapsed = time.perf_counter() - window[2]
                 self._log(run, step + 1, loss, grad_norm, logs, (window[0], window[1], elapsed))
                 window = [0, 0, time.perf_counter()]
-            paused = time.perf_counter()  # samples and checkpoints are not step time
-            if cfg.sample_every and done % cfg.sample_every == 0 and not last:
-                self._samples(run, dataset)
+            paused = time.perf_counter()  # checkpoints and samples are not step time
             if save_now and not last:  # the end of a stage is saved by _finish_stage
                 train_state.save_checkpoint(self)
+            if cfg.sample_every and done % cfg.sample_every == 0 and not last:
+                self._samples(run, dataset)
             window[2] += time.perf_counter() - paused
             if stopping and not last:
                 return False
@@ -291,8 +291,8 @@ class Trainer:
                 )
         self.state.done.append(run.name)
         self.active = None
+        train_state.save_checkpoint(self)  # first: a failing sample must not cost the stage
         self._samples(run, None)
-        train_state.save_checkpoint(self)
 
     def _set_vae_scale(self, run: StageRun) -> None:
         """LDM's recipe: scale latents to unit variance, measured on training clips."""

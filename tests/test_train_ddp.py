@@ -37,8 +37,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(data, out, *settings, processes=2) -> subprocess.CompletedProcess:
-    args = ["train", "--data", str(data), "--out", str(out), "--preset", "tiny"]
+def torchrun(data, out, *settings, extra=(), processes=2) -> subprocess.CompletedProcess:
+    args = ["train", "--data", str(data), "--out", str(out), "--preset", "tiny", *extra]
     for s in settings:
         args += ["--set", s]
     command = [
@@ -87,3 +87,16 @@ def test_two_fsdp_processes_equal_one(curated, one_process, tmp_path):
     done = torchrun(curated, out, *STAGES, "sharding=fsdp")
     assert done.returncode == 0, done.stderr[-3000:]
     assert_same_training(out, one_process)
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_latent_cache(curated, tmp_path):
+    # rank 0 runs the Ray Data job, rank 1 waits for its manifest, both train from it
+    out = tmp_path / "run"
+    settings = ("vae.steps=2", "image.steps=0", "video.steps=2", "hq.steps=0",
+                "vae.batch_size=4", "video.batch_size=4")  # fmt: skip
+    done = torchrun(curated, out, *settings, extra=["--cache-latents"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [m["global_step"] for m in computed(out)] == [1, 2, 3, 4]
+    assert (out / "cache" / "video" / "MANIFEST.json").is_file()
+    assert (out / "final" / "dit.safetensors").is_file()
