@@ -22,7 +22,6 @@ from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
     get_optimizer_state_dict,
-    set_model_state_dict,
     set_optimizer_state_dict,
 )
 
@@ -151,15 +150,6 @@ def full_state_dict(root: nn.Module, prefix: str) -> dict[str, torch.Tensor]:
     on rank 0 (other ranks get them too unless the model is sharded)."""
     state = get_model_state_dict(unwrap(root), options=_FULL)
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-
-
-def load_full_state_dict(root: nn.Module, prefix: str, weights: dict[str, torch.Tensor]) -> None:
-    """Load full weights (keys without `prefix`) into a plain, DDP or sharded root."""
-    module = unwrap(root)
-    state = {prefix + k: v for k, v in weights.items()}
-    set_model_state_dict(
-        module, state, options=StateDictOptions(full_state_dict=True, strict=False)
-    )
 
 
 def optimizer_state(root: nn.Module, optimizer: torch.optim.Optimizer) -> dict:

@@ -19,6 +19,7 @@ current stage (other data, rules, frames, VAE weights, text encoder, ...) is reb
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -26,21 +27,28 @@ import sys
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from curate.video import VideoError
 from pipelines import checkpoints as ckpt
 from pipelines.errors import UsageError
 from pipelines.train_config import StageConfig
 from pipelines.train_data import ClipDataset, ClipRow, load_clips, load_window, parse_rules
 
+if TYPE_CHECKING:
+    from pipelines.train import Trainer
+
 MANIFEST = "MANIFEST.json"
 VERSION = 1
 ROWS_PER_FILE = 256
 ROWS_PER_GROUP = 8  # a sample read fetches one row group: keep them small
+IN_MEMORY_BYTES = 512 << 20  # caches up to this size are held whole by each reader
+PASSED = ("index", "window", "bucket", "clip_id", "caption", "motion_score")  # row -> cache
 
 
 class CacheEncoder:
@@ -63,10 +71,10 @@ class CacheEncoder:
         rows = [
             dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)
         ]
-        out: dict[str, list] = {k: [] for k in ("index", "window", "bucket", "clip_id", "caption",
-                                                 "motion_score", "ok", "shape", "data")}  # fmt: skip
+        names = [*PASSED, "ok", "shape", "data"]
         if self.vae is not None:
-            out.update(text_shape=[], text_emb=[], text_mask=[])
+            names += ["text_shape", "text_emb", "text_mask"]
+        out: dict[str, list] = {k: [] for k in names}
         videos = {}
         for r, row in enumerate(rows):
             clip = ClipRow(**{f.name: row[f.name] for f in dataclasses.fields(ClipRow)})
@@ -76,7 +84,7 @@ class CacheEncoder:
                 videos[r] = load_window(
                     clip, spec["frames"], spec["fps"], size, key, spec["random_crop"]
                 )
-            except Exception as e:  # an unreadable clip is left out of the cache, with a note
+            except VideoError as e:  # an unreadable clip is left out of the cache, with a note
                 print(f"lvd train: cache: skipping clip {clip.clip_id}: {e}", file=sys.stderr)
         latents = self._encode(videos) if self.vae is not None else {}
         if self.vae is not None and videos:
@@ -84,7 +92,7 @@ class CacheEncoder:
             emb, mask = self.text(captions)
             text = {c: (emb[i], mask[i]) for i, c in enumerate(captions)}
         for r, row in enumerate(rows):
-            for k in ("index", "window", "bucket", "clip_id", "caption", "motion_score"):
+            for k in PASSED:
                 out[k].append(row[k])
             ok = r in videos
             out["ok"].append(ok)
@@ -105,18 +113,22 @@ class CacheEncoder:
         for r, video in videos.items():
             groups.setdefault(video.shape, []).append(r)
         out = {}
-        autocast = torch.autocast("cuda", torch.bfloat16) if self.device.type == "cuda" else None
         for rows in groups.values():
             pixels = torch.from_numpy(np.stack([videos[r] for r in rows])).to(self.device)
             pixels = pixels.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # (B, 3, T, H, W)
-            with autocast or torch.autocast("cpu", enabled=False):
+            autocast = (
+                torch.autocast("cuda", torch.bfloat16)  # as the trainer encodes on GPUs
+                if self.device.type == "cuda"
+                else contextlib.nullcontext()
+            )
+            with autocast:
                 z = self.vae.encode(pixels).float()  # (B, C, T_lat, h, w)
             for i, r in enumerate(rows):
                 out[r] = z[i].cpu().numpy().astype(np.float16)
         return out
 
 
-def cache_key(trainer, name: str, stage: StageConfig, seed: int, vae_folder: str) -> dict:
+def cache_key(trainer: Trainer, name: str, stage: StageConfig, seed: int, vae_folder: str) -> dict:
     """Everything the cached samples depend on (compared, not hashed: it is readable)."""
     shards = sorted((Path(trainer.data) / "clips").glob("part-*.parquet"))
     key = {
@@ -140,7 +152,7 @@ def cache_key(trainer, name: str, stage: StageConfig, seed: int, vae_folder: str
     return key
 
 
-def cached_dataset(trainer, name: str, stage: StageConfig, seed: int) -> CachedSamples:
+def cached_dataset(trainer: Trainer, name: str, stage: StageConfig, seed: int) -> CachedSamples:
     """The stage's cached samples, built first when missing or stale (rank 0 builds; the
     other ranks wait for its manifest)."""
     folder = trainer.run / "cache" / name
@@ -162,7 +174,16 @@ def _read_key(folder: Path) -> dict | None:
         return None
 
 
-def build_cache(trainer, name, stage, seed, vae_folder, key, folder: Path) -> None:
+def build_cache(
+    trainer: Trainer,
+    name: str,
+    stage: StageConfig,
+    seed: int,
+    vae_folder: str,
+    key: dict,
+    folder: Path,
+) -> None:
+    """Run the Ray Data job and write the stage's cache folder (renamed into place)."""
     from tqdm import tqdm
 
     from pipelines.ray_env import start_ray
@@ -251,8 +272,8 @@ def _typed(batch: pa.Table) -> pa.Table:
 
 class CachedSamples(torch.utils.data.Dataset):
     """Cached samples indexed like ClipDataset: (index, epoch) -> window epoch % windows.
-    Clips with any unreadable window are left out. Files are opened lazily, per process
-    (loader workers each keep a few row groups)."""
+    Clips with any unreadable window are left out. Files are read lazily, per process
+    (each loader worker holds what it read of a small cache, a few row groups of a big one)."""
 
     def __init__(self, folder: Path, windows: int):
         self.folder, self.windows = folder, windows
@@ -272,15 +293,21 @@ class CachedSamples(torch.utils.data.Dataset):
         self.bucket_of = [meta[i][0] for i in self.indices]
         if not self.indices:
             raise UsageError(f"the cache in {folder} holds no readable sample")
+        # small caches stay in memory once read; large ones keep a few row groups
+        size = sum(p.stat().st_size for p in self.files)
+        self._keep_groups = 1 << 30 if size <= IN_MEMORY_BYTES else 8
         self._groups: OrderedDict = OrderedDict()
+        self._open: dict[int, pq.ParquetFile] = {}
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def _row(self, f: int, g: int, r: int) -> dict:
         if (f, g) not in self._groups:
-            self._groups[(f, g)] = pq.ParquetFile(self.files[f]).read_row_group(g).to_pylist()
-            if len(self._groups) > 4:
+            if f not in self._open:
+                self._open[f] = pq.ParquetFile(self.files[f])
+            self._groups[(f, g)] = self._open[f].read_row_group(g).to_pylist()
+            if len(self._groups) > self._keep_groups:
                 self._groups.popitem(last=False)
         return self._groups[(f, g)][r]
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from pipelines import checkpoints as ckpt
 from tests.test_train import computed, make_curated, train
 
 STAGES = (
@@ -82,9 +83,13 @@ def test_two_ddp_processes_equal_one(curated, one_process, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_fsdp_processes_equal_one(curated, one_process, tmp_path):
+def test_two_fsdp_processes_interrupted_and_resumed_equal_one(curated, one_process, tmp_path):
     out = tmp_path / "run"
-    done = torchrun(curated, out, *STAGES, "sharding=fsdp")
+    # stop in the video stage: the resume loads sharded weights, optimizer and EMA
+    done = torchrun(curated, out, *STAGES, "sharding=fsdp", extra=["--stop-after", "5"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (ckpt.complete_checkpoints(out)[-1] / "optimizer.pt").is_file()
+    done = torchrun(curated, out, *STAGES, "sharding=fsdp", extra=["--resume"])
     assert done.returncode == 0, done.stderr[-3000:]
     assert_same_training(out, one_process)
 
