@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import time
@@ -298,11 +299,14 @@ class CachedSamples(torch.utils.data.Dataset):
         self._keep_groups = 1 << 30 if size <= IN_MEMORY_BYTES else 8
         self._groups: OrderedDict = OrderedDict()
         self._open: dict[int, pq.ParquetFile] = {}
+        self._pid = os.getpid()
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def _row(self, f: int, g: int, r: int) -> dict:
+        if self._pid != os.getpid():  # a forked loader worker opens its own files
+            self._pid, self._open, self._groups = os.getpid(), {}, OrderedDict()
         if (f, g) not in self._groups:
             if f not in self._open:
                 self._open[f] = pq.ParquetFile(self.files[f])
