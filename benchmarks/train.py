@@ -118,7 +118,7 @@ def bare_step(preset: str, stage: str, repeats: int = 6) -> tuple[float, int]:
     return statistics.median(times[2:]), sc.batch_size
 
 
-def cpu(presets: list[str], steps: int) -> None:
+def cpu(presets: list[str], stages: list[str], modes: list[str], steps: int) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     print(
         "| preset | stage | batch | data path | trainer step (s) | samples/s | bare model step (s) | trainer / bare |"
@@ -127,9 +127,9 @@ def cpu(presets: list[str], steps: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = make_data(Path(tmp))
         for preset in presets:
-            for stage in ("vae", "video"):
+            for stage in stages:
                 bare, batch = bare_step(preset, stage)
-                for mode in ("decode", "workers", "cache"):
+                for mode in modes:
                     out = Path(tmp) / f"{preset}-{stage}-{mode}"
                     step = trainer_steps(data, out, preset, stage, steps, mode)
                     print(
@@ -190,6 +190,8 @@ def gpu(preset: str, stage: str, batch: int, steps: int, peak_tflops: float) -> 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", default="tiny,small", help="CPU presets to measure")
+    p.add_argument("--stages", default="vae,video", help="CPU stages to measure")
+    p.add_argument("--modes", default="decode,workers,cache", help="CPU data paths")
     p.add_argument("--steps", type=int, default=12, help="trainer steps per measurement")
     p.add_argument("--gpu", action="store_true", help="measure the DiT step on a GPU")
     p.add_argument("--preset", default="base", help="GPU preset")
@@ -203,7 +205,7 @@ def main() -> None:
             sys.exit("--gpu: CUDA is not available")
         gpu(args.preset, args.stage, args.batch, args.steps, args.peak_tflops)
     else:
-        cpu(args.presets.split(","), args.steps)
+        cpu(args.presets.split(","), args.stages.split(","), args.modes.split(","), args.steps)
 
 
 if __name__ == "__main__":
