@@ -103,9 +103,7 @@ def load_clips(folder: Path, rules: list[Rule]) -> list[ClipRow]:
     ]
 
 
-def batch_sizes(
-    buckets: list[tuple[int, int]], batch_size: int, world_size: int = 1
-) -> list[int]:
+def batch_sizes(buckets: list[tuple[int, int]], batch_size: int, world_size: int = 1) -> list[int]:
     """Global batch size per bucket: `batch_size` for the first, the others scaled so a
     batch holds about as many pixels, rounded to a multiple of the process count."""
     pixels = [h * w for h, w in buckets]
