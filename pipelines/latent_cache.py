@@ -304,6 +304,12 @@ class CachedSamples(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
+    def __getstate__(self) -> dict:
+        # sent to spawned loader workers: without open files and read row groups
+        state = dict(self.__dict__)
+        state.update(_open={}, _groups=OrderedDict(), _pid=-1)
+        return state
+
     def _row(self, f: int, g: int, r: int) -> dict:
         if self._pid != os.getpid():  # a forked loader worker opens its own files
             self._pid, self._open, self._groups = os.getpid(), {}, OrderedDict()

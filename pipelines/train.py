@@ -328,10 +328,13 @@ class Trainer:
 
     def _loader(self, dataset, sampler) -> DataLoader:
         workers = self.cfg.num_workers
+        # Forking a process that runs Ray's (gRPC) threads can leave a worker waiting on a
+        # lock no thread will release: start workers from a clean fork server then.
+        context = "forkserver" if workers and "ray" in sys.modules else None
         return DataLoader(
             dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
             worker_init_fn=worker_init, pin_memory=self.device.type == "cuda",
-            prefetch_factor=4 if workers else None,
+            prefetch_factor=4 if workers else None, multiprocessing_context=context,
         )  # fmt: skip
 
     def _text(self):

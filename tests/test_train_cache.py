@@ -14,7 +14,10 @@ from pipelines.train_data import ClipDataset, load_clips, to_unit_range
 from pipelines.train_steps import mix_seed
 from tests.test_train import make_curated, metrics, train
 
-STAGES_ON = ("vae.steps=2", "image.steps=0", "video.steps=3", "hq.steps=0", "cache_windows=2")
+STAGES_ON = (
+    "vae.steps=2", "image.steps=0", "video.steps=3", "hq.steps=0", "cache_windows=2",
+    "num_workers=2",  # loader workers started beside a running Ray
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
