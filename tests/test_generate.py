@@ -68,6 +68,17 @@ def _pooled(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32).reshape(h // 4, 4, w // 4, 4, c).mean(axis=(1, 3))
 
 
+def test_the_seed_fixes_the_video(run, tmp_path):
+    videos = []
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        out = tmp_path / f"{name}.mp4"
+        assert generate("--ckpt", run, "a red circle", "--out", out, "--seed", seed,
+                        "--steps", 2, "--cfg", 1.0) == 0  # fmt: skip
+        videos.append(read_frames_at(out, [0.0, 0.2, 0.4]).astype(np.int16))
+    assert np.array_equal(videos[0], videos[1])
+    assert np.abs(videos[0] - videos[2]).mean() > 1.0
+
+
 def test_image_to_video_starts_from_the_given_image(run, images, tmp_path):
     vae = load_model(run / "final").vae
     expected = []
