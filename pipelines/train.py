@@ -467,7 +467,7 @@ def run(args) -> int:
                 print(f"lvd train: skipping damaged checkpoint {line}", file=sys.stderr)
             train_state.set_aside(out, resume_from, skipped)
             train_state.trim_metrics(out, saved["state"]["global_step"] if saved else 0)
-            train_state.write_run_json_for(out, cfg, data, d, "running", started, resume_from)
+            train_state.update_run_json(out, cfg, data, d, "running", started, resume_from)
         d.barrier()
         trainer = Trainer(
             cfg, data, out, d, resume_from, args.stop_after, ray_address=args.ray_address
@@ -476,7 +476,7 @@ def run(args) -> int:
             final = trainer.train()
         except TrainingStopped:
             if d.is_main:
-                train_state.write_run_json_for(
+                train_state.update_run_json(
                     out, cfg, data, d, "failed", started, resume_from, trainer
                 )
             if not d.is_main:
@@ -484,7 +484,7 @@ def run(args) -> int:
             raise
         if d.is_main:
             status = "done" if final else "stopped"
-            train_state.write_run_json_for(out, cfg, data, d, status, started, resume_from, trainer)
+            train_state.update_run_json(out, cfg, data, d, status, started, resume_from, trainer)
             where = final or trainer.last_checkpoint
             print(
                 f"lvd train: {status} after {trainer.state.global_step} steps "

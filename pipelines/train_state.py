@@ -181,11 +181,7 @@ def write_final(trainer: Trainer) -> Path:
     last stage's clip shape and rate (and median motion score) as generation defaults."""
     weights = {"vae": trainer.vae.state_dict()}
     if trainer.dit is not None:
-        weights["dit"] = (
-            trainer.dit_ema.full_state_dict()
-            if trainer.dit_ema
-            else ddp.full_state_dict(trainer.dit_root, "net.")
-        )
+        weights["dit"] = _final_dit_weights(trainer)
     final = trainer.run / "final"
     if trainer.d.is_main:
         last = [s for n, s in trainer.cfg.stages() if n != "vae"] or [trainer.cfg.vae]
@@ -199,6 +195,16 @@ def write_final(trainer: Trainer) -> Path:
         write_model_folder(final, trainer.model_cfg, info=info, **weights)
     trainer.d.barrier()
     return final
+
+
+def _final_dit_weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+    if trainer.dit_ema is not None:
+        return trainer.dit_ema.full_state_dict()
+    if trainer.dit_root is not None:
+        return ddp.full_state_dict(trainer.dit_root, "net.")
+    # every stage was already done: a resumed finished run writes final/ again
+    ema = trainer.resume_folder / "ema_dit.safetensors" if trainer.resume_folder else None
+    return load_file(str(ema)) if ema and ema.is_file() else trainer.dit.state_dict()
 
 
 def _saver(tensors: dict[str, torch.Tensor]):
@@ -289,7 +295,18 @@ def trim_metrics(out: Path, global_step: int) -> None:
     path.write_text("".join(line + "\n" for line in keep))
 
 
-def write_run_json_for(out, cfg, data, d, status, started, resume_from, trainer=None) -> None:
+def update_run_json(
+    out: Path,
+    cfg: TrainConfig,
+    data: Path,
+    d: ddp.Dist,
+    status: str,
+    started: float,
+    resume_from: Path | None,
+    trainer: Trainer | None = None,
+) -> None:
+    """RUN/run.json: this invocation's status and config; earlier invocations kept in
+    `runs`."""
     info = {
         "command": "train",
         "status": status,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from curate.encode import write_video
@@ -126,6 +127,35 @@ def test_vae_stage_measures_the_latent_scale(full_run):
     scale = load_model(full_run / "vae").config.vae.scaling_factor
     assert scale != pytest.approx(0.7)  # the preset's value, replaced by 1 / latent std
     assert load_model(full_run / "final").config.vae.scaling_factor == scale
+
+
+def test_resuming_a_finished_run_trains_nothing_and_keeps_the_model(curated, full_run, tmp_path):
+    before = load_file(str(full_run / "final" / "dit.safetensors"))
+    lines = len(metrics(full_run))
+    assert main(["train", "--out", str(full_run), "--resume"]) == 0
+    after = load_file(str(full_run / "final" / "dit.safetensors"))
+    assert all((before[k] == after[k]).all() for k in before)
+    assert len(metrics(full_run)) == lines
+
+
+def test_dit_stages_can_take_the_vae_of_another_run(curated, full_run, tmp_path):
+    out = tmp_path / "run"
+    settings = ("vae.steps=0", "image.steps=0", "video.steps=1", "hq.steps=0")
+    assert train(curated, out, *settings, f"vae_from={full_run}") == 0
+    mine, theirs = load_model(out / "final"), load_model(full_run / "final")
+    assert mine.config.vae.scaling_factor == theirs.config.vae.scaling_factor
+    a, b = mine.vae.state_dict(), theirs.vae.state_dict()
+    assert all((a[k] == b[k]).all() for k in a)
+
+
+def test_init_from_starts_the_dit_from_a_trained_one(curated, full_run, tmp_path):
+    out = tmp_path / "run"
+    # hq only, at a learning rate too small to move the weights
+    settings = ("vae.steps=0", "image.steps=0", "video.steps=0", "hq.steps=1", "hq.lr=1.0e-12")
+    assert train(curated, out, *settings, f"init_from={full_run}") == 0
+    a = load_file(str(out / "final" / "dit.safetensors"))
+    b = load_file(str(full_run / "final" / "dit.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
 def test_only_the_newest_whole_checkpoints_are_kept(full_run):
