@@ -20,7 +20,6 @@ from pipelines import shards
 from pipelines.cli import main
 from tests import synth
 
-
 ROOT = Path(__file__).resolve().parents[1]
 TIMING_COLUMNS = ["analysis_s"]
 
