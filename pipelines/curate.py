@@ -12,6 +12,8 @@ and its commit record land together (see pipelines/shards.py); the rows are smal
 from __future__ import annotations
 
 import collections
+import dataclasses
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -136,6 +138,11 @@ def curate_videos(
     from tqdm import tqdm
 
     assembler = ShardAssembler(out, cfg.pipeline.videos_per_shard, cfg.pipeline.flush_s)
+    if cfg.decode.threads == 0:
+        # Videos run in parallel, one per task: FFmpeg threads beyond the task's CPUs
+        # only fight the other tasks for cores.
+        threads = max(1, round(cfg.pipeline.analysis_cpus))
+        cfg = dataclasses.replace(cfg, decode=dataclasses.replace(cfg.decode, threads=threads))
     if not items:
         return assembler.stats
     from pipelines.ray_env import start_ray
@@ -144,11 +151,11 @@ def curate_videos(
     has_gpu = ray.cluster_resources().get("GPU", 0) > 0
     ds = ray.data.from_items(
         [{"video_path": it.path, "caption": it.caption} for it in items],
-        override_num_blocks=len(items),  # one video per task: videos are the unit of work
+        override_num_blocks=math.ceil(len(items) / cfg.pipeline.videos_per_task),
     )
     ds = ds.map_batches(
         analyze_batch,
-        batch_size=1,
+        batch_size=cfg.pipeline.videos_per_task,
         batch_format="pyarrow",
         fn_kwargs={"cfg": cfg, "motion": "motion" in stages},
         num_cpus=cfg.pipeline.analysis_cpus,

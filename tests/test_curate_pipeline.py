@@ -20,7 +20,6 @@ from pipelines import shards
 from pipelines.cli import main
 from tests import synth
 
-
 ROOT = Path(__file__).resolve().parents[1]
 TIMING_COLUMNS = ["analysis_s"]
 
@@ -59,6 +58,22 @@ def rows(folder, kind):
     key = "clip_id" if kind == "clips" else "video_id"
     table = table.drop_columns([c for c in TIMING_COLUMNS if c in table.column_names])
     return table.sort_by(key).to_pylist()
+
+
+# Batched inference rounds differently when a clip shares its batch with other clips, so
+# model scores of a resumed run may differ from an uninterrupted one in the last bits.
+MODEL_FLOATS = {"aesthetic_score", "text_score", "text_area", "clip_embedding"}
+
+
+def assert_same_rows(a, b):
+    assert [r.get("clip_id", r.get("video_id")) for r in a] == [
+        r.get("clip_id", r.get("video_id")) for r in b]
+    for x, y in zip(a, b, strict=True):
+        for k in x:
+            if k in MODEL_FLOATS and x[k] is not None and y[k] is not None:
+                assert x[k] == pytest.approx(y[k], rel=1e-4, abs=1e-4), k
+            else:
+                assert x[k] == y[k], (x.get("clip_id"), k)
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +147,8 @@ def test_resumed_run_equals_uninterrupted(ray_local, corpus, full_run, tmp_path)
     curate(corpus, out, "--limit", "2", "--set", "pipeline.videos_per_shard=1")
     assert len(rows(out, "videos")) == 2
     curate(corpus, out)
-    assert rows(out, "videos") == rows(full_run, "videos")
-    assert rows(out, "clips") == rows(full_run, "clips")
+    assert_same_rows(rows(out, "videos"), rows(full_run, "videos"))
+    assert_same_rows(rows(out, "clips"), rows(full_run, "clips"))
 
 
 def test_stage_subset_leaves_other_columns_null(ray_local, corpus, tmp_path):
@@ -185,5 +200,5 @@ def test_kill_9_midway_then_rerun_equals_uninterrupted(corpus, full_run, tmp_pat
     done = len(list((out / "videos").glob("part-*.parquet")))
     assert 1 <= done < 5, "the kill should land midway"
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
-    assert rows(out, "videos") == rows(full_run, "videos")
-    assert rows(out, "clips") == rows(full_run, "clips")
+    assert_same_rows(rows(out, "videos"), rows(full_run, "videos"))
+    assert_same_rows(rows(out, "clips"), rows(full_run, "clips"))
