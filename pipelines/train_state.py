@@ -283,16 +283,21 @@ def set_aside(out: Path, resume_from: Path | None, skipped: list[str]) -> None:
 
 
 def trim_metrics(out: Path, global_step: int) -> None:
-    """Drop metrics lines past the checkpoint resumed from: those steps run again."""
+    """Drop metrics lines past the checkpoint resumed from (those steps run again), and
+    a last line cut short by a kill."""
     path = out / "metrics.jsonl"
     if not path.is_file():
         return
-    keep = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line)["global_step"] <= global_step
-    ]
-    path.write_text("".join(line + "\n" for line in keep))
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["global_step"] <= global_step:
+                keep.append(line)
+        except (ValueError, KeyError):
+            continue
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    tmp.replace(path)
 
 
 def update_run_json(

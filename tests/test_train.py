@@ -6,6 +6,10 @@ each).
 """
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -245,6 +249,25 @@ def test_stop_after_the_last_step_still_writes_the_final_model(curated, tmp_path
     settings = ("vae.steps=2", "image.steps=0", "video.steps=1", "hq.steps=0")
     assert train(curated, tmp_path / "run", *settings, extra=["--stop-after", "3"]) == 0
     assert (tmp_path / "run" / "final" / "dit.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_any_moment_resumes_exactly(curated, tmp_path):
+    settings = ("vae.steps=3", "image.steps=0", "video.steps=12", "hq.steps=0",
+                "checkpoint_every=2", "num_workers=0")  # fmt: skip
+    assert train(curated, tmp_path / "whole", *settings) == 0
+    out = tmp_path / "killed"
+    args = [sys.executable, "-m", "pipelines.cli", "train", "--data", str(curated), "--out",
+            str(out), "--preset", "tiny", *(x for s in settings for x in ("--set", s))]  # fmt: skip
+    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (out / "checkpoints" / "step-00000006").is_dir() and time.time() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)  # mid-stage, possibly mid-write
+    child.wait()
+    assert not (out / "final").exists()
+    assert main(["train", "--out", str(out), "--resume"]) == 0
+    assert computed(out) == computed(tmp_path / "whole")
 
 
 # -- failures -------------------------------------------------------------------------------
