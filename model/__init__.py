@@ -22,8 +22,10 @@ Public API (import from the submodules named):
                       random_cond(latents, probs)
     model.text_encoder  TextEncoder(cfg.text_encoder)(prompts) -> (emb (B, L, dim),
                       mask (B, L)); TextEncoderError
-    model.diffusion   flow_matching_loss(dit, x0, text_emb, text_mask, cfg.diffusion)
-                      -> (loss, logs); sample_timesteps, add_noise, timestep_shift
+    model.diffusion   flow_matching_loss(dit, x0, text_emb, text_mask, cfg.diffusion,
+                      generator=, reduction='elements'|'samples') -> (loss, logs);
+                      generator may be one CPU generator per sample (data parallelism);
+                      sample_timesteps, add_noise, timestep_shift
     model.sampler     sample(dit, vae, text_emb, text_mask, frames=, height=, width=,
                       steps=, cfg_scale=, seed=, method='euler'|'heun', cond=) -> video;
                       sample_latents(...); encode_given_frames(vae, frames, T_lat, task)
