@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="INPUT",
         help="video files, folders (recursive), globs, or a .txt/.csv/.parquet list",
     )
-    p.add_argument("--out", required=True, help="run folder: videos/, clips/, run.json")
+    p.add_argument("--out", help="run folder: videos/, clips/, run.json (required)")
     p.add_argument(
         "--stages",
         default="shots,motion,caption,clip,text",
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help=COMMANDS["train"][1], description=COMMANDS["train"][1])
     p.add_argument("--data", help="a curated or filtered run folder")
-    p.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
+    p.add_argument("--out", help="run folder for checkpoints and metrics (required)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument(
         "--cache-latents",

@@ -247,6 +247,8 @@ def _parse_string(raw: str, hint: Any, key: str) -> Any:
         return raw
     if raw.lower() in ("none", "null", "~"):
         value: Any = None
+    elif hint in (int, float) and _is_number(raw):
+        value = float(raw) if hint is float else _int_or_raw(raw)
     else:
         try:
             value = yaml.safe_load(raw)
@@ -260,6 +262,21 @@ def _parse_string(raw: str, hint: Any, key: str) -> Any:
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     return _coerce(value, hint, key)
+
+
+def _is_number(raw: str) -> bool:
+    try:
+        float(raw)  # YAML 1.1 would read '1e30' as a string
+    except ValueError:
+        return False
+    return True
+
+
+def _int_or_raw(raw: str) -> Any:
+    try:
+        return int(raw)
+    except ValueError:
+        return raw  # '2.5' for an int field: _coerce names the key and the value
 
 
 def _deep_merge(base: dict, update: Mapping) -> dict:

@@ -232,6 +232,8 @@ def run(args) -> int:
     if args.help_config:
         print("\n".join(describe(CurateConfig)))
         return 0
+    if not args.out:
+        raise UsageError("the following argument is required: --out")
     stages = parse_stages(args.stages)
     inputs = list_inputs(args.inputs)
     out = Path(args.out)

@@ -437,6 +437,8 @@ def run(args) -> int:
     if args.help_config:
         print("\n".join(describe(TrainConfig)))
         return 0
+    if not args.out:
+        raise UsageError("the following argument is required: --out")
     out = Path(args.out)
     resume_from, skipped = (None, [])
     if ckpt.complete_checkpoints(out):

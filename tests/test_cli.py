@@ -42,3 +42,10 @@ def test_bad_arguments_give_one_line_and_exit_2(args):
     out = run_lvd(*args)
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("name", ["curate", "train"])
+def test_help_config_lists_keys_without_other_arguments(name):
+    out = run_lvd(name, "--help-config")
+    assert out.returncode == 0, out.stderr
+    assert "seed" in out.stdout or "shots.min_clip_s" in out.stdout
