@@ -126,7 +126,7 @@ def frame_strip(frames: np.ndarray, scale: int = 3) -> str:
     strip = cv2.resize(
         strip, (strip.shape[1] * scale, strip.shape[0] * scale), interpolation=cv2.INTER_NEAREST
     )
-    ok, png = cv2.imencode(".png", strip[:, :, ::-1])
+    _, png = cv2.imencode(".png", strip[:, :, ::-1])
     return base64.b64encode(png.tobytes()).decode()
 
 

@@ -94,5 +94,5 @@ def test_describe_lists_every_key_with_its_docstring():
 def test_exponent_notation_is_a_number():
     cfg = apply_overrides(CurateConfig(), ["decode.timeout_s=1e3", "shots.max_clip_s=2e1"])
     assert (cfg.decode.timeout_s, cfg.shots.max_clip_s) == (1000.0, 20.0)
-    with pytest.raises(ConfigError, match="decode.threads: expected an integer, got '2.5'"):
+    with pytest.raises(ConfigError, match=r"decode\.threads: expected an integer, got '2\.5'"):
         apply_overrides(CurateConfig(), ["decode.threads=2.5"])

@@ -46,7 +46,7 @@ def test_txt_csv_parquet_lists(tree):
 
 def test_list_without_a_path_column_names_the_columns(tree):
     (tree / "bad.csv").write_text("file,text\na.mp4,x\n")
-    with pytest.raises(UsageError, match="no path column .* found file, text"):
+    with pytest.raises(UsageError, match=r"no path column .* found file, text"):
         list_inputs([str(tree / "bad.csv")])
 
 
