@@ -3,27 +3,13 @@ through the same from_pretrained path a hub id takes."""
 
 import numpy as np
 import pytest
-import torch
 
 from curate.caption import CaptionStage
 from curate.config import CaptionConfig
 from curate.errors import ModelLoadError
 from curate.images import encode_image
-from curate.tiny_models import ensure_tiny_models
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models on 2 shared cores: a second torch thread only adds contention.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return ensure_tiny_models(tmp_path_factory.mktemp("tiny"))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,9 @@ from curate.clip_score import ClipStage
 from curate.config import AESTHETIC_URL, ClipConfig
 from curate.errors import ModelLoadError
 from curate.images import decode_image, encode_image
-from curate.tiny_models import CLIP_EMBED_DIM, ensure_tiny_models
+from curate.tiny_models import CLIP_EMBED_DIM
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return ensure_tiny_models(tmp_path_factory.mktemp("tiny"))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(tiny, **overrides) -> ClipConfig:

@@ -67,7 +67,8 @@ MODEL_FLOATS = {"aesthetic_score", "text_score", "text_area", "clip_embedding"}
 
 def assert_same_rows(a, b):
     assert [r.get("clip_id", r.get("video_id")) for r in a] == [
-        r.get("clip_id", r.get("video_id")) for r in b]
+        r.get("clip_id", r.get("video_id")) for r in b
+    ]
     for x, y in zip(a, b, strict=True):
         for k in x:
             if k in MODEL_FLOATS and x[k] is not None and y[k] is not None:

@@ -34,13 +34,19 @@ def test_glob_and_duplicates(tree):
 def test_txt_csv_parquet_lists(tree):
     (tree / "list.txt").write_text("# a comment\na/one.mp4\n\na/b/two.MOV\n")
     assert [i.path for i in list_inputs([str(tree / "list.txt")]).items] == [
-        str(tree / "a/one.mp4"), str(tree / "a/b/two.MOV")]
+        str(tree / "a/one.mp4"),
+        str(tree / "a/b/two.MOV"),
+    ]
     (tree / "list.csv").write_text("video_path,caption\na/one.mp4,dog runs\nhttps://x/y.mp4,\n")
     items = list_inputs([str(tree / "list.csv")]).items
-    assert (items[0].caption, items[1].path, items[1].caption) == ("dog runs", "https://x/y.mp4",
-                                                                   None)
-    pq.write_table(pa.table({"path": ["a/b/three.webm"], "caption": ["sky"]}),
-                   tree / "list.parquet")
+    assert (items[0].caption, items[1].path, items[1].caption) == (
+        "dog runs",
+        "https://x/y.mp4",
+        None,
+    )
+    pq.write_table(
+        pa.table({"path": ["a/b/three.webm"], "caption": ["sky"]}), tree / "list.parquet"
+    )
     assert list_inputs([str(tree / "list.parquet")]).items[0].caption == "sky"
 
 

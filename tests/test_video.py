@@ -201,4 +201,8 @@ def test_video_error_survives_pickling():
     import pickle
 
     e = pickle.loads(pickle.dumps(VideoError("empty", "file is empty: x.mp4")))
-    assert (e.kind, e.reason, str(e)) == ("empty", "file is empty: x.mp4", "empty: file is empty: x.mp4")
+    assert (e.kind, e.reason, str(e)) == (
+        "empty",
+        "file is empty: x.mp4",
+        "empty: file is empty: x.mp4",
+    )
