@@ -137,6 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help=COMMANDS["demo"][1], description=COMMANDS["demo"][1])
     p.add_argument("--out", default="runs/demo", help="folder for everything the demo makes")
+    p.add_argument(
+        "--preset",
+        default="small",
+        choices=("tiny", "small"),
+        help="training preset: small learns the task (minutes); tiny only runs every step",
+    )
+    p.add_argument(
+        "--videos-per-combo",
+        type=int,
+        default=2,
+        help="corpus videos per colour/shape/direction combination",
+    )
     return parser
 
 

@@ -135,7 +135,7 @@ def curate_videos(
     progress: bool = True,
 ) -> RunStats:
     """Run the pipeline over `items` (videos not yet recorded in `out`) and write shards."""
-    from tqdm import tqdm
+    from pipelines.progress import progress_bar
 
     assembler = ShardAssembler(out, cfg.pipeline.videos_per_shard, cfg.pipeline.flush_s)
     if cfg.decode.threads == 0:
@@ -172,14 +172,7 @@ def curate_videos(
             num_cpus=cfg.pipeline.actor_cpus,
             num_gpus=cfg.pipeline.actor_gpus if has_gpu else 0,
         )
-    bar = tqdm(
-        total=len(items),
-        unit="video",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        smoothing=0.1,
-    )
+    bar = progress_bar(total=len(items), unit="video", disable=not progress, smoothing=0.1)
     try:
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             bar.update(assembler.add(batch))

@@ -61,11 +61,11 @@ def background(rng: np.random.Generator, size: int) -> np.ndarray:
     grey = rng.uniform(90, 160)
     tint = rng.normal(0, 6, size=3)
     noise = cv2.resize(
-        rng.normal(0, 1, (size // 8, size // 8)).astype(np.float32),
+        rng.normal(0, 1, (size // 16, size // 16)).astype(np.float32),
         (size, size),
         interpolation=cv2.INTER_CUBIC,
     )
-    img = grey + 14 * noise[:, :, None] + tint[None, None, :]
+    img = grey + 8 * noise[:, :, None] + tint[None, None, :]
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -87,7 +87,7 @@ def shot_frames(
     """One shot: the subject crosses 60-90% of the frame along `direction`."""
     bg = background(rng, size)
     dx, dy = DIRECTIONS[direction]
-    r = size * rng.uniform(0.12, 0.16)
+    r = size * rng.uniform(0.16, 0.2)
     lo, hi = r + 1, size - r - 1
     travel = rng.uniform(0.6, 0.9) * (hi - lo) if moving else 0.0
     speed = travel / max(1, n - 1)

@@ -169,10 +169,10 @@ def run(args) -> int:
             "motion_score": torch.tensor([float(defaults["motion_score"])]),
         }
     started = time.time()
-    from tqdm import tqdm
+    from pipelines.progress import progress_bar
 
     for i, (prompt, path) in enumerate(
-        tqdm(list(zip(prompts, paths, strict=True)), unit="video", file=sys.stderr)
+        progress_bar(list(zip(prompts, paths, strict=True)), unit="video")
     ):
         emb, mask = encoder([prompt])
         video = sample(

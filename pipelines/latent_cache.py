@@ -185,8 +185,7 @@ def build_cache(
     folder: Path,
 ) -> None:
     """Run the Ray Data job and write the stage's cache folder (renamed into place)."""
-    from tqdm import tqdm
-
+    from pipelines.progress import progress_bar
     from pipelines.ray_env import start_ray
 
     clips = load_clips(trainer.data, parse_rules(stage.rules))
@@ -218,7 +217,7 @@ def build_cache(
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, int(gpus) or 2)),
         num_gpus=1 if gpus and vae_folder else 0,
     )
-    bar = tqdm(total=len(items), unit="sample", desc=f"cache {name}", file=sys.stderr)
+    bar = progress_bar(total=len(items), unit="sample", desc=f"cache {name}")
     rows = 0
     try:
         for n, batch in enumerate(

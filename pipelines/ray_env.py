@@ -9,8 +9,12 @@ from pathlib import Path
 
 # Passed to every worker, local or remote: model stages must not draw their own
 # progress bars into lvd's, and offline/cache settings must hold on every node.
-_WORKER_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1",
-               "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}
+_WORKER_ENV = {
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TQDM_DISABLE": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 _FORWARDED = ("HF_HUB_OFFLINE", "HF_HOME", "LVD_CACHE", "TORCH_HOME")
 
 
@@ -24,8 +28,12 @@ def start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None):
     if ray.is_initialized():
         return ray
     env = {**_WORKER_ENV, **{k: os.environ[k] for k in _FORWARDED if k in os.environ}}
-    kwargs = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=True,
-                  runtime_env={"env_vars": env})
+    kwargs = dict(
+        include_dashboard=False,
+        logging_level=logging.ERROR,
+        log_to_driver=True,
+        runtime_env={"env_vars": env},
+    )
     if address:
         ray.init(address=address, **kwargs)
     else:
@@ -33,7 +41,8 @@ def start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None):
         # worktree may shadow the installed one).
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(
-            [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
+            [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        )
         # Unix socket paths must stay short, so the temp dir lives in /tmp, not in --out.
         temp_dir = os.path.join(tempfile.gettempdir(), f"lvd-ray-{os.getuid()}")
         ray.init(num_cpus=num_cpus, num_gpus=num_gpus, _temp_dir=temp_dir, **kwargs)

@@ -113,12 +113,12 @@ class Trainer:
     # -- the run -----------------------------------------------------------------------
     def train(self) -> Path | None:
         """Run the remaining stages; the final model folder, or None if stopped early."""
-        from tqdm import tqdm
+        from pipelines.progress import progress_bar
 
         total = sum(s.steps for _, s in self.cfg.stages())
-        self.bar = tqdm(
-            total=total, initial=self.state.global_step, unit="step", file=sys.stderr,
-            disable=not (self.progress and self.d.is_main), dynamic_ncols=True,
+        self.bar = progress_bar(
+            total=total, initial=self.state.global_step, unit="step",
+            disable=not (self.progress and self.d.is_main),
         )  # fmt: skip
         stages = self.cfg.stages()
         try:

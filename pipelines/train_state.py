@@ -258,6 +258,8 @@ def resolve_config(args, saved: dict | None) -> TrainConfig:
     if saved is not None and not given:
         return from_dict(TrainConfig, saved)
     cfg = build(PRESETS, preset, args.config, args.overrides)
+    if getattr(args, "cache_latents", False):
+        cfg.cache_latents = True  # the flag is a setting like --set cache_latents=true
     if saved is not None:
         old, new = _flatten(saved), _flatten(to_dict(cfg))
         for key in sorted(set(old) | set(new)):

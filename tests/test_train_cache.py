@@ -50,6 +50,14 @@ def test_a_resumed_run_reuses_the_cache(cached_run):
 
 
 @pytest.mark.slow
+def test_the_first_command_again_with_resume_trains_nothing(cached_run):
+    data, out, _ = cached_run
+    lines = len(metrics(out))
+    assert train(data, out, *STAGES_ON, extra=["--cache-latents", "--resume"]) == 0
+    assert len(metrics(out)) == lines
+
+
+@pytest.mark.slow
 def test_cached_windows_are_the_uncached_samples(cached_run):
     data, out, _ = cached_run
     config = json.loads((out / "run.json").read_text())["config"]["video"]
