@@ -193,34 +193,6 @@ def dissolve_extent(
     return m["start"], m["end"]
 
 
-def measure_ramp(
-    sig: FrameSignals,
-    diff: np.ndarray,
-    luma_std: np.ndarray,
-    c: int,
-    lo: int,
-    hi: int,
-    fps: float,
-    cfg: ShotConfig,
-) -> dict[str, float] | str:
-    """Every measure dissolve_extent decides on, for re-tuning its thresholds.
-
-    start, end: the transition's frames; plateau_before/after: frames held on each side;
-    drift_before/after: each plateau's slope as a share of the ramp's; changed_area:
-    share of luma pixels that change between the two shots; dip: lowest frame variance
-    inside the transition over the line between the shots' variances; moving: share of
-    the transition's frames that are their predecessor moved by a few pixels.
-    """
-    ramp = _ramp(sig, c, lo, hi, fps, cfg)
-    if isinstance(ramp, str):
-        return ramp
-    out = _ramp_measures(sig, diff, luma_std, ramp, cfg)
-    out["moving"] = moving_share(sig, out["start"], out["end"])
-    for side in ("before", "after"):
-        out[f"plateau_{side}"], out[f"drift_{side}"] = ramp.plateau(side)
-    return out
-
-
 @dataclass
 class _Ramp:
     a: int  # window [a, b], inclusive
