@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from pipelines.demo import SAMPLES_PER_PROMPT
 from pipelines.demo_corpus import held_out_prompts
 
 
@@ -25,7 +26,7 @@ def demo(tmp_path_factory):
 def test_demo_prints_the_held_out_accuracy_last(demo):
     _, stdout = demo
     last = stdout.strip().splitlines()[-1]
-    n = 4 * len(held_out_prompts())
+    n = SAMPLES_PER_PROMPT * len(held_out_prompts())
     assert last.startswith("lvd demo: held-out prompts followed from pixels: colour ")
     assert last.endswith(f"({n} videos)")
 
@@ -53,7 +54,9 @@ def test_page_shows_report_losses_and_every_generated_video(demo):
     out, _ = demo
     info = json.loads((out / "run.json").read_text())
     results = info["results"]
-    assert [r["prompt"] for r in results] == [p for p, *_ in held_out_prompts() for _ in range(4)]
+    assert [r["prompt"] for r in results] == [
+        p for p, *_ in held_out_prompts() for _ in range(SAMPLES_PER_PROMPT)
+    ]
     assert len(list((out / "generated").glob("*.mp4"))) == len(results)
     assert info["accuracy"]["videos"] == len(results)
     assert 0 <= info["accuracy"]["colour"] <= 1 and 0 <= info["accuracy"]["direction"] <= 1
