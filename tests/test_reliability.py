@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from pipelines.cli import main
 from tests import synth
-from tests.test_curate_pipeline import ROOT, assert_same_rows, rows
+from tests.test_curate_pipeline import ROOT, assert_same_rows, curate_command, rows
 
 pytestmark = pytest.mark.slow
 
@@ -140,25 +139,7 @@ def slow_corpus(tmp_path_factory):
 
 
 def _curate_cmd(corpus, out):
-    return [
-        sys.executable,
-        "-m",
-        "pipelines.cli",
-        "curate",
-        str(corpus),
-        "--out",
-        str(out),
-        "--preset",
-        "tiny",
-        "--stages",
-        "shots,motion",
-        "--num-cpus",
-        "2",
-        "--set",
-        "pipeline.videos_per_task=1",
-        "--set",
-        "pipeline.videos_per_shard=1",
-    ]
+    return curate_command(corpus, out, "pipeline.videos_per_task=1", stages="shots,motion")
 
 
 def _analysis_workers() -> list[int]:
