@@ -88,6 +88,17 @@ def write_checkpoint(
     return final
 
 
+def replace_folder(tmp: Path, folder: Path) -> None:
+    """Put the finished folder `tmp` at `folder`. The old folder is moved aside before the
+    rename and deleted after it, so a kill at any moment leaves a whole folder behind."""
+    old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -176,6 +176,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lvd {args.command}: not built yet", file=sys.stderr)
         return 2
     try:
+        if hasattr(args, "help_config"):  # commands with a typed config: curate, train
+            if args.help_config:
+                from pipelines.config import describe
+
+                print("\n".join(describe(module.CONFIG)))
+                return 0
+            if args.out is None:  # optional only so that --help-config needs none
+                raise UsageError("the following argument is required: --out")
         return int(module.run(args) or 0)
     except UsageError as e:
         print(f"lvd {args.command}: error: {e}", file=sys.stderr)

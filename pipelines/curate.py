@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from curate.config import PRESETS, CurateConfig
 from pipelines import shards
-from pipelines.config import build, describe, to_dict
+from pipelines.config import build, to_dict
 from pipelines.errors import UsageError
 from pipelines.inputs import InputItem, list_inputs
 from pipelines.runinfo import read_run_json, write_run_json
@@ -220,13 +220,11 @@ def totals(out: Path) -> dict[str, Any]:
     }
 
 
+CONFIG = CurateConfig  # `lvd curate --help-config` lists its keys (see cli.main)
+
+
 def run(args) -> int:
     cfg = build(PRESETS, args.preset, args.config, args.overrides)
-    if args.help_config:
-        print("\n".join(describe(CurateConfig)))
-        return 0
-    if not args.out:
-        raise UsageError("the following argument is required: --out")
     stages = parse_stages(args.stages)
     inputs = list_inputs(args.inputs)
     out = Path(args.out)

@@ -232,8 +232,7 @@ def build_cache(
         bar.close()
     manifest = {"key": key, "rows": rows, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    ckpt.replace_folder(tmp, folder)
 
 
 _STARTED_RAY = False

@@ -33,7 +33,6 @@ from model.vae_loss import PatchDiscriminator3d, Perceptual
 from pipelines import checkpoints as ckpt
 from pipelines import distributed as ddp
 from pipelines import train_state
-from pipelines.config import describe
 from pipelines.errors import UsageError
 from pipelines.optim import EMA, build_optimizer, lr_at, set_lr
 from pipelines.train_config import STAGES, StageConfig, TrainConfig
@@ -433,12 +432,10 @@ class Trainer:
         return contextlib.nullcontext()
 
 
+CONFIG = TrainConfig  # `lvd train --help-config` lists its keys (see cli.main)
+
+
 def run(args) -> int:
-    if args.help_config:
-        print("\n".join(describe(TrainConfig)))
-        return 0
-    if not args.out:
-        raise UsageError("the following argument is required: --out")
     out = Path(args.out)
     resume_from, skipped = (None, [])
     if ckpt.complete_checkpoints(out):

@@ -224,12 +224,7 @@ def write_model_folder(folder: Path, model_cfg, info: dict | None = None, **weig
         ckpt.save_weights(tmp / WEIGHT_NAMES[net], tensors)
     if info is not None:
         (tmp / "train.json").write_text(json.dumps(info, indent=1) + "\n")
-    old = folder.with_name(f".{folder.name}.old")
-    if folder.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    ckpt.replace_folder(tmp, folder)
 
 
 # Keys that may change when a run is resumed: they do not change what is computed.
