@@ -62,19 +62,19 @@ class EMA:
         ]
         torch._foreach_lerp_(self.shadow, params, 1.0 - decay)
 
-    def full_state_dict(self, strip: str = "") -> dict[str, torch.Tensor]:
+    def full_state_dict(self) -> dict[str, torch.Tensor]:
         """{name: full CPU tensor}; a collective under FSDP (every rank must call it)."""
         out = {}
         for name, tensor in zip(self.names, self.shadow, strict=True):
             if hasattr(tensor, "full_tensor"):  # a DTensor shard
                 tensor = tensor.full_tensor()
-            out[name.removeprefix(strip)] = tensor.detach().to("cpu")
+            out[name] = tensor.detach().to("cpu")
         return out
 
     @torch.no_grad()
-    def load_full_state_dict(self, weights: dict[str, torch.Tensor], strip: str = "") -> None:
+    def load_full_state_dict(self, weights: dict[str, torch.Tensor]) -> None:
         for name, tensor in zip(self.names, self.shadow, strict=True):
-            full = weights[name.removeprefix(strip)]
+            full = weights[name]
             if hasattr(tensor, "device_mesh"):
                 from torch.distributed.tensor import distribute_tensor
 

@@ -21,12 +21,9 @@ class TextCache:
         self.encoder = encoder
         self.size = size
         self.entries: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
-        self.hits = self.misses = 0
 
     def __call__(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         missing = list(dict.fromkeys(c for c in captions if c not in self.entries))
-        self.misses += len(missing)
-        self.hits += len(captions) - len(missing)
         fresh = {}
         if missing:
             emb, mask = self.encoder(missing)  # (M, L, dim), (M, L)

@@ -127,19 +127,19 @@ class Trainer:
                 if self.state.stage != name:
                     self.state.stage, self.state.stage_step = name, 0
                 run = self._setup_vae(stage) if name == "vae" else self._setup_dit(name, stage)
-                if not self._loop(run):
+                dataset, sampler = self._data(name, stage)
+                if not self._loop(run, dataset, sampler):
                     return None
-                self._finish_stage(run)
+                self._finish_stage(run, dataset)
                 if self._stopping() and name != stages[-1][0]:
                     return None
         finally:
             self.bar.close()
         return train_state.write_final(self)
 
-    def _loop(self, run: StageRun) -> bool:
+    def _loop(self, run: StageRun, dataset, sampler) -> bool:
         """Train `run` from state.stage_step to its last step; False if stopped early."""
         cfg, stage, name = self.cfg, run.stage, run.name
-        dataset, sampler = self._data(name, stage)
         sampler.set_position(self.state.stage_step)
         batches = iter(self._loader(dataset, sampler))
         step_fn = self._vae_step if name == "vae" else self._dit_step
@@ -182,7 +182,7 @@ class Trainer:
             done = self.state.global_step  # "every N steps" counts steps of all stages
             log_now = done % cfg.log_every == 0 or last
             save_now = done % cfg.checkpoint_every == 0 or stopping
-            if log_now or save_now or last:
+            if log_now or save_now:
                 self._check_finite(name, bad_step, bad_value)
             if log_now:
                 elapsed = time.perf_counter() - window[2]
@@ -277,13 +277,13 @@ class Trainer:
         with self._autocast():
             return run.root(x0, emb, mask, generators, **extra)
 
-    def _finish_stage(self, run: StageRun) -> None:
+    def _finish_stage(self, run: StageRun, dataset) -> None:
         if run.name == "vae":
             if run.ema is not None:  # the DiT stages and the final model use the EMA VAE
                 weights = run.ema.full_state_dict()
                 self.vae.load_state_dict(weights)
             self.vae.eval().requires_grad_(False)
-            self._set_vae_scale(run)
+            self._set_vae_scale(dataset)
             if self.d.is_main:
                 train_state.write_model_folder(
                     self.run / "vae", self.model_cfg, vae=self.vae.state_dict()
@@ -291,11 +291,10 @@ class Trainer:
         self.state.done.append(run.name)
         self.active = None
         train_state.save_checkpoint(self)  # first: a failing sample must not cost the stage
-        self._samples(run, None)
+        self._samples(run, dataset)
 
-    def _set_vae_scale(self, run: StageRun) -> None:
+    def _set_vae_scale(self, dataset) -> None:
         """LDM's recipe: scale latents to unit variance, measured on training clips."""
-        dataset, _ = self._data("vae", run.stage)
         count = min(len(dataset), 32)
         videos = [
             to_unit_range(dataset[(i, 0)]["video"][None].to(self.device)) for i in range(count)
@@ -394,7 +393,6 @@ class Trainer:
             with torch.random.fork_rng(devices=[]):  # the run's RNG stream stays as it is
                 vae = VAE(self.model_cfg.vae).to(self.device).eval()
             vae.load_state_dict(weights)
-            dataset = dataset or self._data("vae", stage)[0]
             count = min(2, len(dataset))
             videos = torch.stack([dataset[(i, 0)]["video"] for i in range(count)])
             write_reconstructions(
@@ -449,10 +447,6 @@ def run(args) -> int:
             raise UsageError(f"no usable checkpoint in {out / 'checkpoints'}: {skipped[0]}")
     saved = json.loads((resume_from / "trainer.json").read_text()) if resume_from else None
     cfg = train_state.resolve_config(args, saved["config"] if saved else None)
-    if args.cache_latents and not cfg.cache_latents:
-        if saved is not None:
-            raise UsageError("--cache-latents: this run was trained without the cache")
-        cfg.cache_latents = True
     data = Path(args.data) if args.data else (Path(saved["data"]) if saved else None)
     if data is None:
         raise UsageError("--data is required: a curated or filtered run folder")
@@ -464,7 +458,7 @@ def run(args) -> int:
         if d.is_main:
             for line in skipped:
                 print(f"lvd train: skipping damaged checkpoint {line}", file=sys.stderr)
-            train_state.set_aside(out, resume_from, skipped)
+            train_state.set_aside(out, resume_from)
             train_state.trim_metrics(out, saved["state"]["global_step"] if saved else 0)
             train_state.update_run_json(out, cfg, data, d, "running", started, resume_from)
         d.barrier()

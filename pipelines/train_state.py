@@ -250,11 +250,14 @@ def resolve_config(args, saved: dict | None) -> TrainConfig:
     them, the run's own config; with them, they may only change RESUMABLE_KEYS."""
     given = args.config is not None or args.overrides or args.preset not in ("default",)
     preset = "small" if args.preset == "default" else args.preset
+    flag = getattr(args, "cache_latents", False)  # a setting like --set cache_latents=true
     if saved is not None and not given:
-        return from_dict(TrainConfig, saved)
+        cfg = from_dict(TrainConfig, saved)
+        if flag and not cfg.cache_latents:
+            raise UsageError("--cache-latents: this run was trained without the cache")
+        return cfg
     cfg = build(PRESETS, preset, args.config, args.overrides)
-    if getattr(args, "cache_latents", False):
-        cfg.cache_latents = True  # the flag is a setting like --set cache_latents=true
+    cfg.cache_latents = cfg.cache_latents or flag
     if saved is not None:
         old, new = _flatten(saved), _flatten(to_dict(cfg))
         for key in sorted(set(old) | set(new)):
@@ -267,7 +270,7 @@ def resolve_config(args, saved: dict | None) -> TrainConfig:
     return cfg
 
 
-def set_aside(out: Path, resume_from: Path | None, skipped: list[str]) -> None:
+def set_aside(out: Path, resume_from: Path | None) -> None:
     """Damaged checkpoints newer than the one resumed from are renamed bad-step-*: the
     steps they held are trained again and their names will be reused."""
     if resume_from is None:
