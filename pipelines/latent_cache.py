@@ -39,7 +39,14 @@ from curate.video import VideoError
 from pipelines import checkpoints as ckpt
 from pipelines.errors import UsageError
 from pipelines.train_config import StageConfig
-from pipelines.train_data import ClipDataset, ClipRow, load_clips, load_window, parse_rules
+from pipelines.train_data import (
+    ClipDataset,
+    ClipRow,
+    load_clips,
+    load_window,
+    parse_rules,
+    to_unit_range,
+)
 
 if TYPE_CHECKING:
     from pipelines.train import Trainer
@@ -116,16 +123,18 @@ class CacheEncoder:
         out = {}
         for rows in groups.values():
             pixels = torch.from_numpy(np.stack([videos[r] for r in rows])).to(self.device)
-            pixels = pixels.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # (B, 3, T, H, W)
+            pixels = to_unit_range(pixels.permute(0, 4, 1, 2, 3))  # (B, 3, T, H, W)
+            # the trainer's precision setting, so cached latents are the ones it would encode
             autocast = (
-                torch.autocast("cuda", torch.bfloat16)  # as the trainer encodes on GPUs
-                if self.device.type == "cuda"
+                torch.autocast(self.device.type, torch.bfloat16)
+                if self.spec["bf16"]
                 else contextlib.nullcontext()
             )
             with autocast:
                 z = self.vae.encode(pixels).float()  # (B, C, T_lat, h, w)
+            z = z.cpu().numpy().astype(np.float16)  # one device copy per group
             for i, r in enumerate(rows):
-                out[r] = z[i].cpu().numpy().astype(np.float16)
+                out[r] = z[i]
         return out
 
 
@@ -149,6 +158,7 @@ def cache_key(trainer: Trainer, name: str, stage: StageConfig, seed: int, vae_fo
         weights = Path(vae_folder) / "vae.safetensors"
         key["vae"] = [str(weights), ckpt.crc32(weights)]
         key["vae_scaling_factor"] = trainer.model_cfg.vae.scaling_factor
+        key["bf16"] = trainer.bf16  # latents encoded as the uncached trainer would
         key["text_encoder"] = trainer.model_cfg.text_encoder.model
     return key
 
@@ -199,7 +209,7 @@ def build_cache(
     spec = {
         "vae_folder": vae_folder, "frames": stage.frames, "fps": stage.fps,
         "buckets": [list(b) for b in stage.buckets], "seed": seed,
-        "random_crop": stage.random_crop,
+        "random_crop": stage.random_crop, "bf16": trainer.bf16,
         "text_encoder": dataclasses.asdict(trainer.model_cfg.text_encoder) if vae_folder else None,
     }  # fmt: skip
     global _STARTED_RAY
