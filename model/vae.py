@@ -27,6 +27,7 @@ from einops import rearrange
 from torch import nn
 
 from model.config import VAEConfig
+from model.diffusion import randn
 from model.tiling import tiled_apply
 
 
@@ -229,11 +230,8 @@ class DiagonalGaussian:
         """A draw from the posterior; `generator` may be one per sample (the noise of a
         sample then does not depend on its batch, as data-parallel training needs)."""
         shape, like = self.mean.shape, self.mean
-        if isinstance(generator, (list, tuple)):
-            if len(generator) != shape[0]:
-                raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
-            draws = [torch.randn((1, *shape[1:]), generator=g, device=g.device) for g in generator]
-            noise = torch.cat(draws).to(like)
+        if isinstance(generator, (list, tuple)):  # float32 on each generator's device
+            noise = randn(shape, generator, like.device).to(like.dtype)
         else:
             noise = torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
         return self.mean + torch.exp(0.5 * self.logvar) * noise
