@@ -22,12 +22,11 @@ from safetensors.torch import load_file
 
 from curate.encode import write_video
 from model.checkpoint import load_model
-from model.config import ModelConfig
 from model.sampler import encode_given_frames, sample
-from model.text_encoder import TextEncoder, TextEncoderError
 from pipelines.checkpoints import model_folder
 from pipelines.errors import UsageError
 from pipelines.runinfo import write_run_json
+from pipelines.text_cache import load_text_encoder
 from pipelines.train_data import cover_crop, to_unit_range
 from pipelines.train_steps import video_to_uint8
 
@@ -97,19 +96,6 @@ def load_frame(path: str, height: int, width: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
 
 
-def text_encoder(config: ModelConfig, device: torch.device) -> TextEncoder:
-    cfg = config.text_encoder
-    if not Path(cfg.model).exists() and Path(cfg.model).name == "tiny-t5":
-        # the offline tiny T5 of the CPU presets is rebuilt (deterministically) here
-        from model.tiny_text_encoder import ensure_tiny_t5
-
-        cfg.model = ensure_tiny_t5()
-    try:
-        return TextEncoder(cfg, device)
-    except TextEncoderError as e:
-        raise UsageError(str(e)) from None
-
-
 def load_for_generation(ckpt: str, device: torch.device):
     """(model, folder): the networks of a run, checkpoint or model folder (EMA DiT
     weights when the folder is a training checkpoint)."""
@@ -161,7 +147,7 @@ def run(args) -> int:
     single = len(prompts) == 1 and out.suffix.lower() == ".mp4"
     paths = [out] if single else [out / f"{i:03d}.mp4" for i in range(len(prompts))]
     paths[0].parent.mkdir(parents=True, exist_ok=True)
-    encoder = text_encoder(cfg, device)
+    encoder = load_text_encoder(cfg.text_encoder, device)
     extra = {}
     if cfg.dit.micro_conditioning:
         extra = {

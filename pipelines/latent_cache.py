@@ -69,10 +69,10 @@ class CacheEncoder:
         if spec["vae_folder"]:
             from model.checkpoint import load_model
             from model.config import TextEncoderConfig
-            from model.text_encoder import TextEncoder
+            from pipelines.text_cache import load_text_encoder
 
             self.vae = load_model(spec["vae_folder"], self.device, parts=("vae",)).vae
-            self.text = TextEncoder(TextEncoderConfig(**spec["text_encoder"]), self.device)
+            self.text = load_text_encoder(TextEncoderConfig(**spec["text_encoder"]), self.device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         spec = self.spec

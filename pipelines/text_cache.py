@@ -8,10 +8,26 @@ embedding never changes during training: the trainer encodes each new caption on
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
 
 import torch
 
-from model.text_encoder import TextEncoder
+from model.config import TextEncoderConfig
+from model.text_encoder import TextEncoder, TextEncoderError
+from pipelines.errors import UsageError
+
+
+def load_text_encoder(cfg: TextEncoderConfig, device: torch.device) -> TextEncoder:
+    """The frozen encoder of a model config. The offline tiny T5 of the CPU presets is
+    rebuilt (deterministically) when its cache folder is gone; a load failure is one line."""
+    if not Path(cfg.model).exists() and Path(cfg.model).name == "tiny-t5":
+        from model.tiny_text_encoder import ensure_tiny_t5
+
+        cfg.model = ensure_tiny_t5()
+    try:
+        return TextEncoder(cfg, device)
+    except TextEncoderError as e:
+        raise UsageError(str(e)) from None
 
 
 class TextCache:

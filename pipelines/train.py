@@ -337,13 +337,9 @@ class Trainer:
 
     def _text(self):
         if self.text is None:
-            from model.text_encoder import TextEncoder, TextEncoderError
-            from pipelines.text_cache import TextCache
+            from pipelines.text_cache import TextCache, load_text_encoder
 
-            try:
-                encoder = TextEncoder(self.model_cfg.text_encoder, self.device)
-            except TextEncoderError as e:
-                raise UsageError(str(e)) from None
+            encoder = load_text_encoder(self.model_cfg.text_encoder, self.device)
             self.text = TextCache(encoder, self.cfg.text_cache_size)
         return self.text
 
