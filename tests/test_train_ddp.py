@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from pipelines import checkpoints as ckpt
-from tests.test_train import computed, make_curated, train
+from tests.test_train import computed, make_curated
 
 STAGES = (
     "vae.steps=3", "image.steps=0", "video.steps=3", "hq.steps=0",
@@ -27,8 +27,10 @@ def curated(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def one_process(curated, tmp_path_factory):
+    # the same launcher and thread count as the 2-process runs: only the world size differs
     out = tmp_path_factory.mktemp("one") / "run"
-    assert train(curated, out, *STAGES) == 0
+    done = torchrun(curated, out, *STAGES, processes=1)
+    assert done.returncode == 0, done.stderr[-3000:]
     return out
 
 
@@ -53,20 +55,23 @@ def torchrun(data, out, *settings, extra=(), processes=2) -> subprocess.Complete
 
 def assert_same_training(run, reference):
     """Same steps, same random draws (timesteps are exact), losses and gradient norms to
-    float tolerance: summation order differs between 1 and 2 processes, and Adam's
-    normalised first steps turn rounding-level gradients into full-size updates, so
-    differences grow from ~1e-7 to ~1e-4 over a few steps. A real mismatch (a wrong
-    slice of the batch or of the noise, summed instead of averaged gradients) moves
-    these numbers by percent."""
+    float tolerance. The first step of a stage starts from equal weights, so only the
+    summation order differs (~1e-6) and a real mismatch (a wrong slice of the batch or of
+    the noise, gradients summed instead of averaged) moves the numbers by percent. Later
+    steps drift further, and by how much depends on the CPU's kernels: Adam's first steps
+    turn rounding-level gradients into full-size updates, and the L1 gradient flips sign
+    on pixels reconstructed almost exactly. CI has seen 1e-5 on a loss and 1e-3 on a
+    gradient norm by step 3 where this machine sees 1e-6."""
     a, b = computed(run), computed(reference)
     assert [(m["stage"], m["step"]) for m in a] == [(m["stage"], m["step"]) for m in b]
     for x, y in zip(a, b, strict=True):
         assert x["lr"] == y["lr"]
         if "t_mean" in x:
             assert x["t_mean"] == pytest.approx(y["t_mean"], rel=1e-6)
-        for key in ("loss", "grad_norm", "l1", "kl"):
+        for key in ("loss", "l1", "kl", "grad_norm"):
             if key in x:
-                assert x[key] == pytest.approx(y[key], rel=1e-3), (key, x, y)
+                rel = 1e-4 if x["step"] == 1 else 1e-2 if key == "grad_norm" else 1e-3
+                assert x[key] == pytest.approx(y[key], rel=rel), (key, x, y)
     for name in ("vae.safetensors", "dit.safetensors"):
         w, r = load_file(str(run / "final" / name)), load_file(str(reference / "final" / name))
         diff = torch.cat([(w[k] - r[k]).flatten() for k in r]).norm()
