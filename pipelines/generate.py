@@ -20,15 +20,14 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from curate.encode import write_video
 from model.checkpoint import load_model
-from model.sampler import encode_given_frames, sample
+from model.sampler import encode_given_frames
 from pipelines.checkpoints import model_folder
 from pipelines.errors import UsageError
 from pipelines.runinfo import write_run_json
+from pipelines.sample_videos import write_prompt_videos
 from pipelines.text_cache import load_text_encoder
 from pipelines.train_data import cover_crop, to_unit_range
-from pipelines.train_steps import video_to_uint8
 
 DEFAULTS = {"fps": 8.0, "frames": 17, "height": 64, "width": 64, "motion_score": 1.0}
 
@@ -147,26 +146,13 @@ def run(args) -> int:
     single = len(prompts) == 1 and out.suffix.lower() == ".mp4"
     paths = [out] if single else [out / f"{i:03d}.mp4" for i in range(len(prompts))]
     paths[0].parent.mkdir(parents=True, exist_ok=True)
-    encoder = load_text_encoder(cfg.text_encoder, device)
-    extra = {}
-    if cfg.dit.micro_conditioning:
-        extra = {
-            "fps": torch.tensor([fps]),
-            "motion_score": torch.tensor([float(defaults["motion_score"])]),
-        }
     started = time.time()
-    from pipelines.progress import progress_bar
-
-    for i, (prompt, path) in enumerate(
-        progress_bar(list(zip(prompts, paths, strict=True)), unit="video")
-    ):
-        emb, mask = encoder([prompt])
-        video = sample(
-            model.dit, model.vae, emb, mask, frames=frames, height=height, width=width,
-            steps=steps, cfg_scale=cfg_scale, seed=args.seed + i, cond=cond,
-            diffusion=cfg.diffusion, **extra,
-        )  # fmt: skip
-        write_video(path, video_to_uint8(video[0]), fps)
+    write_prompt_videos(
+        paths, prompts, model.dit, model.vae, load_text_encoder(cfg.text_encoder, device),
+        frames=frames, size=(height, width), fps=fps, steps=steps, seed=args.seed,
+        diffusion=cfg.diffusion, cfg_scale=cfg_scale, cond=cond,
+        motion_score=float(defaults["motion_score"]), progress=True,
+    )  # fmt: skip
 
     settings = {
         "command": "generate", "model": str(folder), "task": task, "frames": frames,

@@ -35,6 +35,7 @@ from pipelines import distributed as ddp
 from pipelines import train_state
 from pipelines.errors import UsageError
 from pipelines.optim import EMA, build_optimizer, lr_at, set_lr
+from pipelines.sample_videos import write_reconstructions, write_text_samples
 from pipelines.train_config import STAGES, StageConfig, TrainConfig
 from pipelines.train_data import (
     BucketBatchSampler,
@@ -53,8 +54,6 @@ from pipelines.train_steps import (
     VAELoss,
     mix_seed,
     sample_generators,
-    write_reconstructions,
-    write_text_samples,
 )
 
 NO_BAD_STEP = 2**62
