@@ -23,10 +23,12 @@ from safetensors.torch import load_file
 from model.checkpoint import load_model
 from model.sampler import encode_given_frames
 from pipelines.checkpoints import model_folder
+from pipelines.config import from_dict
 from pipelines.errors import UsageError
 from pipelines.runinfo import write_run_json
 from pipelines.sample_videos import write_prompt_videos
 from pipelines.text_cache import load_text_encoder
+from pipelines.train_config import TrainConfig
 from pipelines.train_data import cover_crop, to_unit_range
 
 DEFAULTS = {"fps": 8.0, "frames": 17, "height": 64, "width": 64, "motion_score": 1.0}
@@ -52,11 +54,7 @@ def generation_defaults(folder: Path) -> dict:
         info.update(json.loads((folder / "train.json").read_text()))
     elif (folder / "trainer.json").is_file():
         config = json.loads((folder / "trainer.json").read_text())["config"]
-        stages = [config[n] for n in ("image", "video", "hq") if config[n]["steps"] > 0]
-        if stages:
-            last = stages[-1]
-            height, width = last["buckets"][0]
-            info.update(fps=last["fps"], frames=last["frames"], height=height, width=width)
+        info.update(from_dict(TrainConfig, config).generation_defaults())
     return info
 
 

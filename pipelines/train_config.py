@@ -160,6 +160,17 @@ class TrainConfig:
     def stages(self) -> list[tuple[str, StageConfig]]:
         return [(name, getattr(self, name)) for name in STAGES if getattr(self, name).steps]
 
+    def last_dit_stage(self) -> StageConfig:
+        """The last DiT stage that runs (the VAE's when none does)."""
+        return ([s for n, s in self.stages() if n != "vae"] or [self.vae])[-1]
+
+    def generation_defaults(self) -> dict:
+        """Clip shape and rate of the last DiT stage (its first bucket): what `lvd
+        generate` makes unless told otherwise."""
+        stage = self.last_dit_stage()
+        height, width = stage.buckets[0]
+        return {"fps": stage.fps, "frames": stage.frames, "height": height, "width": width}
+
 
 def _local_text_encoder(cfg: ModelConfig) -> ModelConfig:
     """Point the model at the tiny offline T5 (CPU presets and the demo)."""

@@ -184,13 +184,10 @@ def write_final(trainer: Trainer) -> Path:
         weights["dit"] = _final_dit_weights(trainer)
     final = trainer.run / "final"
     if trainer.d.is_main:
-        last = [s for n, s in trainer.cfg.stages() if n != "vae"] or [trainer.cfg.vae]
-        info = {
-            "fps": last[-1].fps, "frames": last[-1].frames,
-            "height": last[-1].buckets[0][0], "width": last[-1].buckets[0][1],
-        }  # fmt: skip
+        info = trainer.cfg.generation_defaults()
         if trainer.model_cfg.dit.micro_conditioning:
-            clips = load_clips(trainer.data, parse_rules(last[-1].rules))
+            rules = parse_rules(trainer.cfg.last_dit_stage().rules)
+            clips = load_clips(trainer.data, rules)
             info["motion_score"] = float(np.median([c.motion_score for c in clips]))
         write_model_folder(final, trainer.model_cfg, info=info, **weights)
     trainer.d.barrier()
