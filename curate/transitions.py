@@ -21,6 +21,9 @@ Each function decides about one place in the video from the signals around it
   plateaus, whose frames lose contrast (mixing two unrelated images lowers the variance:
   Alattar's variance dip), over most of the frame (not a caption fading in), and whose
   frames blend in place rather than move (a whip pan's blur lowers contrast too).
+  Between two shots of the same colours the histograms cannot tell them apart, and the
+  thumbnails' pixels take their place; that finds dissolves between still or slow shots,
+  while a pan moves the pixels too much for its shot to hold a plateau.
 """
 
 from __future__ import annotations
@@ -215,12 +218,18 @@ def _ramp(sig: FrameSignals, c: int, lo: int, hi: int, fps: float, cfg: ShotConf
     a, b = max(lo, c - half), min(hi, c + half)
     if b - a < 4 * _ANCHOR:
         return "window"
-    cdf = sig.cdfs(a, b + 1).reshape(b + 1 - a, -1)
-    first, span = _anchors(cdf)
+    feats = sig.cdfs(a, b + 1).reshape(b + 1 - a, -1)
+    first, span = _anchors(feats)
     if float(np.sqrt(span @ span)) < cfg.mix_min:
-        return "same"
+        # Two shots of the same colours (one scene from two angles): the thumbnails'
+        # pixels measure the mix instead. Motion moves them too; the plateau checks and
+        # the in-place blending test below keep pans out.
+        feats = sig.thumbs(a, b + 1).reshape(b + 1 - a, -1).astype(np.float32)
+        first, span = _anchors(feats)
+        if float(np.abs(span).mean()) < cfg.cut_min_diff:
+            return "same"
     dist2 = float(span @ span)
-    progress = median5((cdf - first) @ span / dist2)
+    progress = median5((feats - first) @ span / dist2)
     crossings = np.flatnonzero((progress[:-1] < 0.5) & (progress[1:] >= 0.5)) + 1
     if len(crossings) == 0:
         return "no ramp"

@@ -72,12 +72,19 @@ def join(
             for i in range(length):
                 frames[i] = (frames[i] * (i / length)).astype(np.uint8)
         if k > 0 and transition == "dissolve":
-            for i in range(length):
-                a = (i + 1) / (length + 1)
-                out[-length + i] = cv2.addWeighted(out[-length + i], 1 - a, frames[i], a, 0)
-            frames = frames[length:]
-        out += frames
+            out = dissolve(out, frames, length)
+        else:
+            out += frames
     return out
+
+
+def dissolve(a: list[np.ndarray], b: list[np.ndarray], length: int) -> list[np.ndarray]:
+    """a then b, the last `length` frames of a mixed with the first `length` of b."""
+    mixed = [
+        cv2.addWeighted(a[-length + i], 1 - w, b[i], w, 0)
+        for i, w in enumerate(np.arange(1, length + 1) / (length + 1))
+    ]
+    return a[:-length] + mixed + b[length:]
 
 
 def write(path, frames, fps: float = 24, **kw) -> str:

@@ -68,6 +68,19 @@ def test_a_dissolve_is_trimmed(tmp_path, speeds):
     assert result.clips[0]["end_frame"] >= 48 and result.clips[1]["start_frame"] <= 80
 
 
+@pytest.mark.parametrize("length", [16, 36])
+def test_a_dissolve_between_shots_of_the_same_colours_is_trimmed(tmp_path, length):
+    # the second shot is the first turned upside down: the same colour histogram, so
+    # only the pixels tell the two shots apart
+    a = list(synth.shot_frames(Shot(1, 96, 0.0), W, H))
+    b = [np.ascontiguousarray(f[::-1, ::-1]) for f in a]
+    result = analyse(tmp_path, "same-colours", synth.dissolve(a, b, length))
+    assert_clean(result, [(96 - length, 96)])
+    assert [c["transition_out"] for c in result.clips] == ["dissolve", "end"]
+    assert result.clips[0]["end_frame"] >= 96 - length - 8
+    assert result.clips[1]["start_frame"] <= 96 + 8
+
+
 def test_black_and_uniform_frames_are_dropped(tmp_path):
     black = [np.zeros((H, W, 3), np.uint8)] * 24
     grey = [np.full((H, W, 3), 128, np.uint8)] * 24
