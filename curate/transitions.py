@@ -22,8 +22,8 @@ Each function decides about one place in the video from the signals around it
   Alattar's variance dip), over most of the frame (not a caption fading in), and whose
   frames blend in place rather than move (a whip pan's blur lowers contrast too).
   Between two shots of the same colours the histograms cannot tell them apart, and the
-  thumbnails' pixels take their place; that finds dissolves between still or slow shots,
-  while a pan moves the pixels too much for its shot to hold a plateau.
+  thumbnails' pixels take their place, compared up to a small shift so a slow pan stays
+  with its shot.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def spike_frames(diff: np.ndarray, lo: int, hi: int, fps: float, cfg: ShotConfig
 def shift_distances(a: np.ndarray, others: np.ndarray, radius: int = 2) -> np.ndarray:
     """Smallest mean absolute difference between thumbnail a (3, h, w) and each of
     others (k, 3, h, w) over shifts of up to `radius` pixels: (k,)."""
-    a = a.astype(np.int16)
-    others = others.astype(np.int16)
+    a = a.astype(np.float32)
+    others = others.astype(np.float32)
     _, h, w = a.shape
     best = np.full(len(others), np.inf)
     for dy in range(-radius, radius + 1):
@@ -172,20 +172,20 @@ def dissolve_extent(
     on from it without a plateau between. Needs histograms and thumbnails over
     [c - W, c + W], W = dissolve_window_s.
     """
-    ramp = _ramp(sig, c, lo, hi, fps, cfg)
+    ramp = _ramp(sig, luma_std, c, lo, hi, fps, cfg)
     if isinstance(ramp, str):
         return ramp
-    plateau = max(3, round(cfg.plateau_s * fps))
-    for side, is_open, at_edge in (
-        ("before", open_lo, ramp.a == lo),
-        ("after", open_hi, ramp.b == hi),
-    ):
-        held, drift = ramp.plateau(side)
-        if held >= plateau:
-            if drift > cfg.drift_ratio:
-                return "drift"
-        elif not (is_open and at_edge):
-            return "no plateau"
+    why = _plateau_failure(ramp, fps, cfg, open_lo and ramp.a == lo, open_hi and ramp.b == hi)
+    centre = ramp.a + (ramp.left + ramp.right) // 2
+    if why and abs(centre - c) > 2:
+        # proposed off-centre, a long ramp may leave too little of one shot in the
+        # window: look once more, centred on the ramp
+        ramp = _ramp(sig, luma_std, centre, lo, hi, fps, cfg)
+        if isinstance(ramp, str):
+            return why
+        why = _plateau_failure(ramp, fps, cfg, open_lo and ramp.a == lo, open_hi and ramp.b == hi)
+    if why:
+        return why
     m = _ramp_measures(sig, diff, luma_std, ramp, cfg)
     if m["changed_area"] < cfg.changed_area_min:
         return "local"
@@ -194,6 +194,20 @@ def dissolve_extent(
     if moving_share(sig, m["start"], m["end"]) > cfg.moving_max:
         return "motion"
     return m["start"], m["end"]
+
+
+def _plateau_failure(ramp: _Ramp, fps: float, cfg: ShotConfig, open_lo: bool, open_hi: bool) -> str:
+    """Why the shots on either side of the ramp do not hold steady, "" when they do; an
+    open side (the edge of another transition) needs no plateau."""
+    plateau = max(3, round(cfg.plateau_s * fps))
+    for side, is_open in (("before", open_lo), ("after", open_hi)):
+        held, drift = ramp.plateau(side)
+        if held >= plateau:
+            if drift > cfg.drift_ratio:
+                return "drift"
+        elif not is_open:
+            return "no plateau"
+    return ""
 
 
 @dataclass
@@ -212,29 +226,33 @@ class _Ramp:
         return len(held), _slope(held) / rate
 
 
-def _ramp(sig: FrameSignals, c: int, lo: int, hi: int, fps: float, cfg: ShotConfig):
-    """The ramp of histogram progress between anchors around c, or why there is none."""
+def _ramp(sig: FrameSignals, luma_std, c: int, lo: int, hi: int, fps: float, cfg: ShotConfig):
+    """The ramp of progress between anchors around c (histograms, else pixels), or why
+    there is none."""
     half = round(cfg.dissolve_window_s * fps)
     a, b = max(lo, c - half), min(hi, c + half)
     if b - a < 4 * _ANCHOR:
         return "window"
-    feats = sig.cdfs(a, b + 1).reshape(b + 1 - a, -1)
-    first, span = _anchors(feats)
-    if float(np.sqrt(span @ span)) < cfg.mix_min:
-        # Two shots of the same colours (one scene from two angles): the thumbnails'
-        # pixels measure the mix instead. Motion moves them too; the plateau checks and
-        # the in-place blending test below keep pans out.
-        feats = sig.thumbs(a, b + 1).reshape(b + 1 - a, -1).astype(np.float32)
-        first, span = _anchors(feats)
-        if float(np.abs(span).mean()) < cfg.cut_min_diff:
+    cdf = sig.cdfs(a, b + 1).reshape(b + 1 - a, -1)
+    first, span = _anchors(cdf)
+    eps = cfg.edge_eps
+    if float(np.sqrt(span @ span)) >= cfg.mix_min:
+        progress = median5((cdf - first) @ span / float(span @ span))
+    else:  # two shots of the same colours (one scene from two angles)
+        # The pixel search costs ~50 ms; a window without the variance dip every
+        # dissolve has (see _ramp_measures) is most often one shot moving: skip it.
+        if _dip(luma_std[a : b + 1], _ANCHOR, b + 1 - a - _ANCHOR) > cfg.dissolve_dip_max:
+            return "no dip"
+        progress = pixel_progress(sig.thumbs(a, b + 1), cfg.cut_min_diff)
+        if progress is None:
             return "same"
-    dist2 = float(span @ span)
-    progress = median5((feats - first) @ span / dist2)
+        # a moving shot strays up to ~10% from its own anchor frames (whole-pixel shifts
+        # of strided thumbnails), so the ramp's edges are read further in
+        eps = max(eps, 0.1)
     crossings = np.flatnonzero((progress[:-1] < 0.5) & (progress[1:] >= 0.5)) + 1
     if len(crossings) == 0:
         return "no ramp"
     mid = int(crossings[np.argmin(np.abs(crossings - (c - a)))])
-    eps = cfg.edge_eps
     left = mid
     while left > 0 and progress[left - 1] >= eps:
         left -= 1
@@ -242,6 +260,38 @@ def _ramp(sig: FrameSignals, c: int, lo: int, hi: int, fps: float, cfg: ShotConf
     while right + 1 < len(progress) and progress[right + 1] <= 1 - eps:
         right += 1
     return _Ramp(a, b, progress, left, right, eps)
+
+
+def pixel_progress(thumbs: np.ndarray, min_change: float, radius: int = 4) -> np.ndarray | None:
+    """How far each thumbnail (k, 3, h, w) has gone from the first shot to the second,
+    from its pixels: its distance to the first shot over the sum of its distances to
+    both. A blend (1 - a) A + a B lies a |A - B| from A and (1 - a) |A - B| from B, so
+    this is a. A distance to a shot is the smallest to any of its anchor frames (a flash
+    in one is harmless) over shifts of up to `radius` pixels (a slow pan stays near its
+    own shot). None when the shots differ by less than min_change (mean absolute level)."""
+    if (
+        float(np.abs(np.median(thumbs[-_ANCHOR:], 0) - np.median(thumbs[:_ANCHOR], 0)).mean())
+        < min_change
+    ):
+        return None
+    thumbs = _blur(thumbs)  # the strided thumbnails alias: a pan's shifts are not whole
+    # every other frame, interpolated between: the search is the cost, a blend is smooth
+    n = len(thumbs)
+    some = np.unique(np.r_[np.arange(0, n, 2), n - 1])
+    to_first = np.min([shift_distances(f, thumbs[some], radius) for f in thumbs[:_ANCHOR:2]], 0)
+    to_last = np.min([shift_distances(f, thumbs[some], radius) for f in thumbs[-_ANCHOR::2]], 0)
+    progress = to_first / np.maximum(to_first + to_last, 1e-6)
+    return median5(np.interp(np.arange(n), some, progress))
+
+
+def _blur(x: np.ndarray) -> np.ndarray:
+    """[1, 2, 1] / 4 along both image axes of (..., h, w), twice, edges repeated."""
+    x = x.astype(np.float32)
+    for axis in (-2, -1, -2, -1):
+        y = np.moveaxis(x, axis, 0)
+        p = np.concatenate([y[:1], y, y[-1:]])
+        x = np.moveaxis((p[:-2] + 2 * p[1:-1] + p[2:]) / 4, 0, axis)
+    return x
 
 
 def _anchors(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -271,13 +321,7 @@ def _ramp_measures(sig, diff, luma_std, ramp: _Ramp, cfg: ShotConfig) -> dict[st
     if level > 2 * base_b + 0.5:
         while end < b and diff[end] > base_b + (level - base_b) / 3:
             end += 1
-    # The variance dip, against the line between the plateaus' variances.
-    # A median over 5 frames: a dissolve's dip is broad, a flash's is one or two frames.
-    variance = median5(luma_std[a : b + 1].astype(np.float64) ** 2)
-    va = np.median(variance[: max(1, start - a)])
-    vb = np.median(variance[min(end, b) - a :])
-    chord = va + (vb - va) * np.linspace(0, 1, end - start)
-    dip = (variance[start - a : end - a] / np.maximum(chord, 1e-3)).min()
+    dip = _dip(luma_std[a : b + 1], start - a, end - a)
     th = sig.thumbs(a, b + 1)
     shot_a = np.median(th[:_ANCHOR], axis=0)
     shot_b = np.median(th[-_ANCHOR:], axis=0)
@@ -287,6 +331,17 @@ def _ramp_measures(sig, diff, luma_std, ramp: _Ramp, cfg: ShotConfig) -> dict[st
         "changed_area": float((np.abs(shot_a[0] - shot_b[0]) > 12).mean()),
         "dip": float(dip),
     }
+
+
+def _dip(luma_std: np.ndarray, start: int, end: int) -> float:
+    """The variance dip over [start, end) of a window: the lowest frame variance there
+    over the line between the variances of the frames before and after it. A median
+    over 5 frames first: a dissolve's dip is broad, a flash's one or two frames."""
+    variance = median5(luma_std.astype(np.float64) ** 2)
+    va = np.median(variance[: max(1, start)])
+    vb = np.median(variance[min(end, len(variance) - 1) :])
+    chord = va + (vb - va) * np.linspace(0, 1, end - start)
+    return float((variance[start:end] / np.maximum(chord, 1e-3)).min())
 
 
 def moving_share(sig: FrameSignals, start: int, end: int, min_shift: int = 2) -> float:

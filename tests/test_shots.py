@@ -12,6 +12,7 @@ import pytest
 from curate.analyze import analyze_video
 from curate.config import CurateConfig, ShotConfig
 from curate.shots import Segment, clip_spans
+from curate.transitions import pixel_progress
 from tests import synth
 from tests.synth import Shot
 
@@ -68,17 +69,34 @@ def test_a_dissolve_is_trimmed(tmp_path, speeds):
     assert result.clips[0]["end_frame"] >= 48 and result.clips[1]["start_frame"] <= 80
 
 
-@pytest.mark.parametrize("length", [16, 36])
-def test_a_dissolve_between_shots_of_the_same_colours_is_trimmed(tmp_path, length):
+@pytest.mark.parametrize(("length", "speed"), [(16, 0.0), (36, 0.0), (16, 0.5), (36, 0.3)])
+def test_a_dissolve_between_shots_of_the_same_colours_is_trimmed(tmp_path, length, speed):
     # the second shot is the first turned upside down: the same colour histogram, so
-    # only the pixels tell the two shots apart
-    a = list(synth.shot_frames(Shot(1, 96, 0.0), W, H))
+    # only the pixels tell the two shots apart (and when they pan, they pan apart)
+    a = list(synth.shot_frames(Shot(1, 96, speed), W, H))
     b = [np.ascontiguousarray(f[::-1, ::-1]) for f in a]
     result = analyse(tmp_path, "same-colours", synth.dissolve(a, b, length))
     assert_clean(result, [(96 - length, 96)])
     assert [c["transition_out"] for c in result.clips] == ["dissolve", "end"]
     assert result.clips[0]["end_frame"] >= 96 - length - 8
     assert result.clips[1]["start_frame"] <= 96 + 8
+
+
+def test_pixel_progress_is_the_mix_of_two_shots_and_ignores_a_slow_pan():
+    # thumbnails (3, 20, 32) of a panning shot blended into another: the progress read
+    # from pixels is the blend's weight, while the shot's own motion leaves it near 0
+    big = synth.texture(3, 20, 48)
+    a = [np.roll(big, -k // 4, axis=1)[:, :32] for k in range(40)]  # 0.25 px per frame
+    b = synth.texture(4, 20, 32)
+    weights = np.clip((np.arange(40) - 15) / 10, 0, 1)  # 0 until 15, 1 from 25
+    thumbs = np.stack(
+        [((1 - w) * f + w * b).round().astype(np.uint8) for f, w in zip(a, weights, strict=True)]
+    )
+    progress = pixel_progress(thumbs.transpose(0, 3, 1, 2), min_change=6.0)
+    assert np.abs(progress - weights).max() < 0.1
+    # one picture throughout: nothing to measure
+    still = np.repeat(thumbs[:1], 40, axis=0).transpose(0, 3, 1, 2)
+    assert pixel_progress(still, min_change=6.0) is None
 
 
 def test_black_and_uniform_frames_are_dropped(tmp_path):
