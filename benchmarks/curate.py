@@ -10,6 +10,7 @@ Generates a corpus of textured, panning H.264 videos with cuts, then times:
   plain-1thr  the same with one decode thread (one process on one core)
   ray-1cpu    the Ray Data pipeline (isolated child per video, shards written) on 1 CPU
   ray-2cpu    the same on 2 CPUs
+  ray-2cpu-vN the same with pipeline.videos_per_task = N (--videos-per-task N,...)
 
 Each Ray run starts its own local Ray in a fresh process and warms it up on a video
 per CPU first; the timed figure excludes that start-up (Ray, its worker processes and
@@ -85,6 +86,9 @@ from pipelines.curate import curate_videos
 from pipelines.inputs import list_inputs
 from pipelines.ray_env import start_ray
 from pipelines import shards
+cfg = CurateConfig()
+if {per_task}:
+    cfg.pipeline.videos_per_task = {per_task}
 t0 = time.perf_counter()
 start_ray(None, {cpus}, 0)
 items = list_inputs([{folder!r}]).items
@@ -92,12 +96,12 @@ items = list_inputs([{folder!r}]).items
 # analysis helper; a corpus of real size pays that once, so it is timed apart.
 warm = Path({out!r} + "-warmup")
 shards.prepare(warm)
-curate_videos(items[: 4 * {cpus}], CurateConfig(), ["shots", "motion"], warm, progress=False)
+curate_videos(items[: 4 * {cpus}], cfg, ["shots", "motion"], warm, progress=False)
 startup = time.perf_counter() - t0
 out = Path({out!r})
 shards.prepare(out)
 t = time.perf_counter()
-stats = curate_videos(items, CurateConfig(), ["shots", "motion"], out, progress=False)
+stats = curate_videos(items, cfg, ["shots", "motion"], out, progress=False)
 print(json.dumps({{"wall_s": time.perf_counter() - t, "startup_s": startup,
                   "clips": stats.clips}}))
 """
@@ -108,6 +112,9 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--size", default="640x360")
+    ap.add_argument(
+        "--videos-per-task", default="", help="extra 2-CPU runs at these values (e.g. 4,8)"
+    )
     args = ap.parse_args()
     width, height = map(int, args.size.split("x"))
     tmp = Path(tempfile.mkdtemp(prefix="lvd-curate-bench-"))
@@ -120,18 +127,20 @@ def main() -> None:
         "plain": run_child(PLAIN.format(folder=str(corpus), threads=0)),
         "plain-1thr": run_child(PLAIN.format(folder=str(corpus), threads=1)),
     }
-    for cpus in (1, 2):
-        results[f"ray-{cpus}cpu"] = run_child(
-            RAY.format(folder=str(corpus), out=str(tmp / f"out{cpus}"), cpus=cpus)
+    runs = [(f"ray-{cpus}cpu", cpus, 0) for cpus in (1, 2)]
+    runs += [(f"ray-2cpu-v{n}", 2, int(n)) for n in args.videos_per_task.split(",") if n]
+    for name, cpus, per_task in runs:
+        results[name] = run_child(
+            RAY.format(folder=str(corpus), out=str(tmp / name), cpus=cpus, per_task=per_task)
         )
     base = results["plain"]["wall_s"]
     print(
-        f"{'run':10s} {'wall s':>8s} {'videos/s':>9s} {'realtime x':>11s} {'vs plain':>9s}"
+        f"{'run':12s} {'wall s':>8s} {'videos/s':>9s} {'realtime x':>11s} {'vs plain':>9s}"
         f" {'clips':>6s} {'start-up s':>11s}"
     )
     for name, r in results.items():
         print(
-            f"{name:10s} {r['wall_s']:8.2f} {args.videos / r['wall_s']:9.2f} "
+            f"{name:12s} {r['wall_s']:8.2f} {args.videos / r['wall_s']:9.2f} "
             f"{video_s / r['wall_s']:11.1f} {base / r['wall_s']:9.2f} {r['clips']:6d} "
             f"{r.get('startup_s', 0):11.1f}"
         )

@@ -305,9 +305,11 @@ class PipelineConfig:
     """Videos whose rows go into one Parquet shard (clips of a video never split)."""
     flush_s: float = 300.0
     """Write a shard at least this often, so a killed run loses little work."""
-    videos_per_task: int = 2
+    videos_per_task: int = 0
     """Videos one analysis task takes in turn; more amortise Ray's per-task overhead
-    (~0.1 s) over short videos, fewer balance load better and lose less to a kill."""
+    (~0.2 s between a worker's tasks) over short videos, fewer balance load better and
+    lose less to a kill. 0 (auto): 4, or 2 when that would leave a CPU fewer than 4
+    tasks (benchmarks/README.md, curate)."""
     analysis_cpus: float = 1.0
     """CPUs each analysis task (decode + shots + motion of one video) reserves."""
     actor_cpus: float = 0.0
@@ -321,7 +323,8 @@ class PipelineConfig:
     def __post_init__(self):
         _positive("videos_per_shard", self.videos_per_shard)
         _positive("flush_s", self.flush_s)
-        _positive("videos_per_task", self.videos_per_task)
+        if self.videos_per_task < 0:
+            raise ValueError(f"videos_per_task must be >= 0 (0: auto), got {self.videos_per_task}")
         _positive("analysis_cpus", self.analysis_cpus)
         if self.actor_cpus < 0:
             raise ValueError(f"actor_cpus must be >= 0, got {self.actor_cpus}")

@@ -18,6 +18,7 @@ import pytest
 
 from pipelines import shards
 from pipelines.cli import main
+from pipelines.curate import videos_per_task
 from tests import synth
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,3 +206,10 @@ def test_kill_9_midway_then_rerun_equals_uninterrupted(corpus, full_run, tmp_pat
     assert rerun["videos_processed"] == 5 - recorded
     assert_same_rows(rows(out, "videos"), rows(full_run, "videos"))
     assert_same_rows(rows(out, "clips"), rows(full_run, "clips"))
+
+
+def test_videos_per_task_auto_takes_4_when_every_cpu_still_gets_4_tasks():
+    assert videos_per_task(3, 1000, 2) == 3  # set by the user
+    assert videos_per_task(0, 31, 2) == 2
+    assert videos_per_task(0, 32, 2) == 4
+    assert videos_per_task(0, 1000, 64) == 2  # 64 CPUs: 4 a task would leave 3.9 each
