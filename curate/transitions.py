@@ -61,8 +61,8 @@ def spike_frames(diff: np.ndarray, lo: int, hi: int, fps: float, cfg: ShotConfig
 def shift_distances(a: np.ndarray, others: np.ndarray, radius: int = 2) -> np.ndarray:
     """Smallest mean absolute difference between thumbnail a (3, h, w) and each of
     others (k, 3, h, w) over shifts of up to `radius` pixels: (k,)."""
-    a = a.astype(np.float32)
-    others = others.astype(np.float32)
+    a = np.asarray(a, np.float32)  # no copy when already float32 (pixel_progress)
+    others = np.asarray(others, np.float32)
     _, h, w = a.shape
     best = np.full(len(others), np.inf)
     for dy in range(-radius, radius + 1):
@@ -179,7 +179,11 @@ def dissolve_extent(
     ramp = _ramp(sig, luma_std, c, lo, hi, fps, cfg)
     if isinstance(ramp, str):
         return ramp
-    why = _plateau_failure(ramp, fps, cfg, open_lo and ramp.a == lo, open_hi and ramp.b == hi)
+
+    def unsteady(r: _Ramp) -> str:
+        return _plateau_failure(r, fps, cfg, open_lo and r.a == lo, open_hi and r.b == hi)
+
+    why = unsteady(ramp)
     centre = ramp.a + (ramp.left + ramp.right) // 2
     if why and ramp.pixels and abs(centre - c) > 2:
         # proposed off-centre (the proposals come from colour changes, which these
@@ -188,7 +192,7 @@ def dissolve_extent(
         ramp = _ramp(sig, luma_std, centre, lo, hi, fps, cfg)
         if isinstance(ramp, str):
             return why
-        why = _plateau_failure(ramp, fps, cfg, open_lo and ramp.a == lo, open_hi and ramp.b == hi)
+        why = unsteady(ramp)
     if why:
         return why
     m = _ramp_measures(sig, diff, luma_std, ramp, cfg)
@@ -236,7 +240,9 @@ class _Ramp:
         return len(held), _slope(held) / rate
 
 
-def _ramp(sig: FrameSignals, luma_std, c: int, lo: int, hi: int, fps: float, cfg: ShotConfig):
+def _ramp(
+    sig: FrameSignals, luma_std: np.ndarray, c: int, lo: int, hi: int, fps: float, cfg: ShotConfig
+):
     """The ramp of progress between anchors around c (histograms, else pixels), or why
     there is none."""
     half = round(cfg.dissolve_window_s * fps)
@@ -279,9 +285,9 @@ def pixel_progress(thumbs: np.ndarray, min_change: float, radius: int = 4) -> np
 
     Progress is a frame's distance to the first shot over the sum of its distances to
     both: a blend (1 - a) A + a B lies a |A - B| from A and (1 - a) |A - B| from B, so
-    this is a. A distance to a shot is the
-    smallest to any of its anchor frames (a flash in one is harmless) over shifts of up
-    to `radius` pixels (a slow pan stays near its own shot).
+    this is a. A distance to a shot is the smallest to any of its anchor frames (a flash
+    in one is harmless) over shifts of up to `radius` pixels (a slow pan stays near its
+    own shot).
     """
     thumbs = _blur(thumbs)  # the strided thumbnails alias: a pan's shifts are not whole
     first, last = np.median(thumbs[:_ANCHOR], 0), np.median(thumbs[-_ANCHOR:], 0)
@@ -290,8 +296,9 @@ def pixel_progress(thumbs: np.ndarray, min_change: float, radius: int = 4) -> np
     # every other frame, interpolated between: the search is the cost, a blend is smooth
     n = len(thumbs)
     some = np.unique(np.r_[np.arange(0, n, 2), n - 1])
-    to_first = np.min([shift_distances(f, thumbs[some], radius) for f in thumbs[:_ANCHOR:2]], 0)
-    to_last = np.min([shift_distances(f, thumbs[some], radius) for f in thumbs[-_ANCHOR::2]], 0)
+    sampled = thumbs[some]
+    to_first = np.min([shift_distances(f, sampled, radius) for f in thumbs[:_ANCHOR:2]], 0)
+    to_last = np.min([shift_distances(f, sampled, radius) for f in thumbs[-_ANCHOR::2]], 0)
     progress = to_first / np.maximum(to_first + to_last, 1e-6)
     return median5(np.interp(np.arange(n), some, progress))
 
