@@ -82,10 +82,10 @@ RAY = """
 import json, time
 from pathlib import Path
 from curate.config import CurateConfig
-from pipelines.curate import curate_videos
-from pipelines.inputs import list_inputs
-from pipelines.ray_env import start_ray
-from pipelines import shards
+from pipelines.curation.command import curate_videos
+from pipelines.curation.inputs import list_inputs
+from pipelines.common.ray_start import start_ray
+from pipelines.common import shards
 cfg = CurateConfig()
 if {per_task}:
     cfg.pipeline.videos_per_task = {per_task}

@@ -33,8 +33,8 @@ def make_data(folder: Path) -> Path:
     """The demo corpus (coloured shapes) as a curated folder, one clip per video."""
     from curate.ids import clip_id, video_id
     from curate.video import probe
-    from pipelines.demo_corpus import make_corpus
-    from pipelines.shards import CLIP_SCHEMA, VIDEO_SCHEMA, write_shard
+    from pipelines.common.shards import CLIP_SCHEMA, VIDEO_SCHEMA, write_shard
+    from pipelines.demo.corpus import make_corpus
 
     videos, clips = [], []
     for v in make_corpus(folder / "raw", videos_per_combo=1):
@@ -86,7 +86,7 @@ def bare_step(preset: str, stage: str, repeats: int = 6) -> tuple[float, int]:
     from model.dit import DiT
     from model.vae import VAE
     from model.vae_loss import vae_loss
-    from pipelines.train_config import PRESETS
+    from pipelines.training.config import PRESETS
 
     cfg = PRESETS[preset]()
     sc = getattr(cfg, stage)
@@ -144,9 +144,9 @@ def gpu(preset: str, stage: str, batch: int, steps: int, peak_tflops: float) -> 
     checkpointing (the preset's), AdamW and EMA, on random latents of the clip shape."""
     from model.dit import DiT
     from model.flops import model_stats
-    from pipelines.optim import EMA, build_optimizer
-    from pipelines.train_config import PRESETS
-    from pipelines.train_steps import FlowLoss, sample_generators
+    from pipelines.training.config import PRESETS
+    from pipelines.training.optim import EMA, build_optimizer
+    from pipelines.training.steps import FlowLoss, sample_generators
 
     cfg = PRESETS[preset]()
     sc = getattr(cfg, stage)

@@ -12,16 +12,16 @@ import importlib
 import os
 import sys
 
-from pipelines.errors import UsageError
+from pipelines.common.errors import UsageError
 
 COMMANDS = {
     # name: (module that holds `run(args)`, one-line help)
-    "curate": ("pipelines.curate", "analyse videos into clip shards (Ray Data)"),
-    "filter": ("pipelines.filter", "keep clips by score thresholds and percentile cuts"),
-    "report": ("pipelines.report", "draw an HTML report of a curated or filtered run"),
-    "train": ("pipelines.train", "train the VAE and the video diffusion model on shards"),
-    "generate": ("pipelines.generate", "sample videos from a trained checkpoint"),
-    "demo": ("pipelines.demo", "the whole job on a built-in synthetic corpus, on a CPU"),
+    "curate": ("pipelines.curation.command", "analyse videos into clip shards (Ray Data)"),
+    "filter": ("pipelines.selection.filter", "keep clips by score thresholds and percentile cuts"),
+    "report": ("pipelines.selection.report", "draw an HTML report of a curated or filtered run"),
+    "train": ("pipelines.training.trainer", "train the VAE and the video diffusion model on shards"),
+    "generate": ("pipelines.generation.command", "sample videos from a trained checkpoint"),
+    "demo": ("pipelines.demo.command", "the whole job on a built-in synthetic corpus, on a CPU"),
 }
 
 
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if hasattr(args, "help_config"):  # commands with a typed config: curate, train
             if args.help_config:
-                from pipelines.config import describe
+                from pipelines.common.config_loader import describe
 
                 print("\n".join(describe(module.CONFIG)))
                 return 0

@@ -3,7 +3,7 @@
 import pytest
 
 from curate.config import PRESETS, CurateConfig
-from pipelines.config import (
+from pipelines.common.config_loader import (
     ConfigError,
     apply_overrides,
     build,

@@ -16,9 +16,9 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from pipelines import shards
 from pipelines.cli import main
-from pipelines.curate import videos_per_task
+from pipelines.common import shards
+from pipelines.curation.command import videos_per_task
 from tests import synth
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ TIMING_COLUMNS = ["analysis_s"]
 
 @pytest.fixture(scope="module")
 def ray_local():
-    from pipelines.ray_env import start_ray
+    from pipelines.common.ray_start import start_ray
 
     ray = start_ray(None, 2, None)
     yield ray

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from pipelines.demo import SAMPLES_PER_PROMPT
-from pipelines.demo_corpus import held_out_prompts
+from pipelines.demo.command import SAMPLES_PER_PROMPT
+from pipelines.demo.corpus import held_out_prompts
 
 
 @pytest.fixture(scope="module")

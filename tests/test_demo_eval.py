@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipelines.demo_corpus import COLOURS, DIRECTIONS, SHAPES, shot_frames
-from pipelines.demo_eval import judge
+from pipelines.demo.corpus import COLOURS, DIRECTIONS, SHAPES, shot_frames
+from pipelines.demo.judge import judge
 
 
 @pytest.mark.parametrize("size", [32, 64])

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import shards
 from pipelines.cli import main
+from pipelines.common import shards
 
 
 def _jpeg(value: int) -> bytes:

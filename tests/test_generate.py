@@ -12,8 +12,8 @@ from curate.clip_reader import read_frames_at
 from curate.video import probe
 from model.checkpoint import load_model
 from pipelines.cli import main
-from pipelines.generate import load_frame
-from pipelines.train_data import to_unit_range
+from pipelines.generation.command import load_frame
+from pipelines.training.data import to_unit_range
 from tests.test_train import make_curated, train
 
 

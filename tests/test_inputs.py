@@ -4,8 +4,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.errors import UsageError
-from pipelines.inputs import list_inputs
+from pipelines.common.errors import UsageError
+from pipelines.curation.inputs import list_inputs
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from curate.video import VideoError
-from pipelines.isolate import ChildCrashed, ChildTimeout, IsolatedRunner
+from pipelines.curation.isolate import ChildCrashed, ChildTimeout, IsolatedRunner
 
 
 def add(a, b):

@@ -13,7 +13,7 @@ from curate.config import PRESETS
 from curate.images import encode_image
 from curate.text_area import TextAreaStage
 from curate.tiny_models import ensure_tiny_models
-from pipelines.config import build
+from pipelines.common.config_loader import build
 
 WEIGHT_FILES = {
     "caption": "model.safetensors",

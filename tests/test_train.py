@@ -20,9 +20,9 @@ from safetensors.torch import load_file
 from curate.encode import write_video
 from curate.video import probe
 from model.checkpoint import load_model
-from pipelines import checkpoints as ckpt
 from pipelines.cli import main
-from pipelines.demo_corpus import caption, shot_frames
+from pipelines.demo.corpus import caption, shot_frames
+from pipelines.training import checkpoints as ckpt
 
 SUBJECTS = [
     ("red", "circle", "left"),

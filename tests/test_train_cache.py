@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from model.checkpoint import load_model
-from pipelines.latent_cache import CachedSamples
-from pipelines.train_config import STAGES
-from pipelines.train_data import ClipDataset, load_clips, to_unit_range
-from pipelines.train_steps import mix_seed
+from pipelines.training.config import STAGES
+from pipelines.training.data import ClipDataset, load_clips, to_unit_range
+from pipelines.training.latent_cache import CachedSamples
+from pipelines.training.steps import mix_seed
 from tests.test_train import make_curated, metrics, train
 
 STAGES_ON = (

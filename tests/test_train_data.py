@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.errors import UsageError
-from pipelines.train_data import (
+from pipelines.common.errors import UsageError
+from pipelines.training.data import (
     BucketBatchSampler,
     ClipDataset,
     ClipRow,

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pipelines import checkpoints as ckpt
+from pipelines.training import checkpoints as ckpt
 from tests.test_train import computed, make_curated
 
 STAGES = (

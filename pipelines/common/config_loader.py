@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar, Union
 import tomllib
 import yaml
 
-from pipelines.errors import UsageError
+from pipelines.common.errors import UsageError
 
 T = TypeVar("T")
 

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from pipelines.train_config import StageConfig, TrainConfig
+from pipelines.training.config import StageConfig, TrainConfig
 
 
 def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig, lr: float) -> torch.optim.AdamW:

@@ -36,10 +36,10 @@ import pyarrow.parquet as pq
 import torch
 
 from curate.video import VideoError
-from pipelines import checkpoints as ckpt
-from pipelines.errors import UsageError
-from pipelines.train_config import StageConfig
-from pipelines.train_data import (
+from pipelines.common.errors import UsageError
+from pipelines.training import checkpoints as ckpt
+from pipelines.training.config import StageConfig
+from pipelines.training.data import (
     ClipDataset,
     ClipRow,
     load_clips,
@@ -49,7 +49,7 @@ from pipelines.train_data import (
 )
 
 if TYPE_CHECKING:
-    from pipelines.train import Trainer
+    from pipelines.training.trainer import Trainer
 
 MANIFEST = "MANIFEST.json"
 VERSION = 1
@@ -69,7 +69,7 @@ class CacheEncoder:
         if spec["vae_folder"]:
             from model.checkpoint import load_model
             from model.config import TextEncoderConfig
-            from pipelines.text_cache import load_text_encoder
+            from pipelines.training.text_cache import load_text_encoder
 
             self.vae = load_model(spec["vae_folder"], self.device, parts=("vae",)).vae
             self.text = load_text_encoder(TextEncoderConfig(**spec["text_encoder"]), self.device)
@@ -195,8 +195,8 @@ def build_cache(
     folder: Path,
 ) -> None:
     """Run the Ray Data job and write the stage's cache folder (renamed into place)."""
-    from pipelines.progress import progress_bar
-    from pipelines.ray_env import start_ray
+    from pipelines.common.progress import progress_bar
+    from pipelines.common.ray_start import start_ray
 
     clips = load_clips(trainer.data, parse_rules(stage.rules))
     # the same clip list, indices and buckets as uncached training

@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 
 from curate.config import CurateConfig
 from curate.ids import clip_id, video_id
-from pipelines.isolate import ChildCrashed, ChildTimeout, run_isolated
-from pipelines.shards import CLIP_SCHEMA, VIDEO_SCHEMA
+from pipelines.common.shards import CLIP_SCHEMA, VIDEO_SCHEMA
+from pipelines.curation.isolate import ChildCrashed, ChildTimeout, run_isolated
 
 log = logging.getLogger("lvd.curate")
 
@@ -52,7 +52,6 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
 def analyze_one(path: str, caption: str | None, cfg: CurateConfig, motion: bool) -> pa.Table:
     """One video -> its video row and clip rows. Never raises for a bad video."""
     from curate.analyze import analyze_video
-
     from curate.video import VideoError
 
     vid = input_video_id(path)

@@ -5,7 +5,7 @@ rate, steps and learning rate: `vae` (the autoencoder, L1 + KL), `image` (the Di
 single frames: SVD's image pretraining), `video` (video pretraining on the curated
 set) and `hq` (high-quality finetuning on a stricter cut). A stage with steps = 0 is
 skipped. Presets are plain functions; `--set video.steps=500` style overrides and
-YAML/TOML files go through pipelines/config.py.
+YAML/TOML files go through pipelines/common/config_loader.py.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
            -> driver: group rows by video, write shards (clips first, then videos)
 
 The driver consumes the stream and writes the shards itself so that a video's clips
-and its commit record land together (see pipelines/shards.py); the rows are small
+and its commit record land together (see pipelines/common/shards.py); the rows are small
 (keyframe JPEGs and scores), never decoded video.
 """
 
@@ -24,13 +24,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.config import PRESETS, CurateConfig
-from pipelines import shards
-from pipelines.config import build, to_dict
-from pipelines.errors import UsageError
-from pipelines.inputs import InputItem, list_inputs
-from pipelines.runinfo import read_run_json, write_run_json
-from pipelines.stages import FLOW_SCHEMA, STAGE_COLUMNS, ModelStageActor, analyze_batch
-from pipelines.stages import input_video_id as _input_video_id
+from pipelines.common import shards
+from pipelines.common.config_loader import build, to_dict
+from pipelines.common.errors import UsageError
+from pipelines.common.run_json import read_run_json, write_run_json
+from pipelines.curation.inputs import InputItem, list_inputs
+from pipelines.curation.stages import FLOW_SCHEMA, STAGE_COLUMNS, ModelStageActor, analyze_batch
+from pipelines.curation.stages import input_video_id as _input_video_id
 
 ALL_STAGES = ("shots", "motion", "caption", "clip", "text")
 
@@ -135,7 +135,7 @@ def curate_videos(
     progress: bool = True,
 ) -> RunStats:
     """Run the pipeline over `items` (videos not yet recorded in `out`) and write shards."""
-    from pipelines.progress import progress_bar
+    from pipelines.common.progress import progress_bar
 
     assembler = ShardAssembler(out, cfg.pipeline.videos_per_shard, cfg.pipeline.flush_s)
     if cfg.decode.threads == 0:
@@ -145,7 +145,7 @@ def curate_videos(
         cfg = dataclasses.replace(cfg, decode=dataclasses.replace(cfg.decode, threads=threads))
     if not items:
         return assembler.stats
-    from pipelines.ray_env import start_ray
+    from pipelines.common.ray_start import start_ray
 
     ray = start_ray(ray_address, num_cpus, num_gpus)
     resources = ray.cluster_resources()

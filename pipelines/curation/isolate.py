@@ -2,7 +2,7 @@
 
 FFmpeg can hang inside a single call on a hostile file, and a crash in native code
 takes its process with it; neither may take a Ray worker down. Each worker keeps one
-helper process (`python -m pipelines.isolate`) that has imported the analysis code
+helper process (`python -m pipelines.curation.isolate`) that has imported the analysis code
 once and answers requests over pipes. The worker waits for each answer with a deadline;
 past it, or when the helper dies, the helper is killed and a fresh one is started for
 the next video. The helper is recycled every `RECYCLE_AFTER` calls so a slow leak in a
@@ -71,7 +71,7 @@ class IsolatedRunner:
     def _start(self) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.isolate"],
+            [sys.executable, "-m", "pipelines.curation.isolate"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

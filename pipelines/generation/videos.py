@@ -13,7 +13,7 @@ from model.config import DiffusionConfig
 from model.dit import DiT
 from model.sampler import Cond, sample
 from model.vae import VAE
-from pipelines.progress import progress_bar
+from pipelines.common.progress import progress_bar
 
 
 def video_to_uint8(video: torch.Tensor) -> list[np.ndarray]:

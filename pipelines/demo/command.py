@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.demo_corpus import held_out_prompts, make_corpus
-from pipelines.errors import UsageError
-from pipelines.runinfo import write_run_json
+from pipelines.common.errors import UsageError
+from pipelines.common.run_json import write_run_json
+from pipelines.demo.corpus import held_out_prompts, make_corpus
 
 # 8 samples per held-out prompt: 48 videos keep the accuracy's sampling noise near 4%.
 SAMPLES_PER_PROMPT = 8
@@ -57,7 +57,7 @@ def read_video(path: Path) -> np.ndarray:
 
 
 def judge_generated(folder: Path, prompts: list[tuple[str, str, str, str]]) -> list[dict]:
-    from pipelines.demo_eval import judge
+    from pipelines.demo.judge import judge
 
     files = sorted(folder.glob("*.mp4"))
     if len(files) != len(prompts):

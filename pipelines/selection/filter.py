@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.filtering import Rule, keep_mask, near_duplicates, parse_rule, resolve_thresholds
-from pipelines import shards
-from pipelines.errors import UsageError
-from pipelines.runinfo import read_run_json, write_run_json
+from pipelines.common import shards
+from pipelines.common.errors import UsageError
+from pipelines.common.run_json import read_run_json, write_run_json
 
 
 def rules_from_args(args) -> list[Rule]:

@@ -4,7 +4,7 @@ Each video shows one subject (a colour and a shape) moving in one direction, fil
 two or three shots over different low-contrast textured backgrounds, joined by hard
 cuts or fades through black, with a sidecar caption ("a red circle moving left"). A
 small model can learn this on a CPU, and whether a generated video follows its prompt
-can be measured from pixels (pipelines/demo_eval.py). Some (colour, shape, direction)
+can be measured from pixels (pipelines/demo/judge.py). Some (colour, shape, direction)
 combinations are held out of the corpus so generation is tested on combinations the
 model never saw. A few still, black and broken files are added for curation to reject.
 """

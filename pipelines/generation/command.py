@@ -22,14 +22,14 @@ from safetensors.torch import load_file
 
 from model.checkpoint import load_model
 from model.sampler import encode_given_frames
-from pipelines.checkpoints import model_folder
-from pipelines.config import from_dict
-from pipelines.errors import UsageError
-from pipelines.runinfo import write_run_json
-from pipelines.sample_videos import write_prompt_videos
-from pipelines.text_cache import load_text_encoder
-from pipelines.train_config import TrainConfig
-from pipelines.train_data import cover_crop, to_unit_range
+from pipelines.common.config_loader import from_dict
+from pipelines.common.errors import UsageError
+from pipelines.common.run_json import write_run_json
+from pipelines.generation.videos import write_prompt_videos
+from pipelines.training.checkpoints import model_folder
+from pipelines.training.config import TrainConfig
+from pipelines.training.data import cover_crop, to_unit_range
+from pipelines.training.text_cache import load_text_encoder
 
 DEFAULTS = {"fps": 8.0, "frames": 17, "height": 64, "width": 64, "motion_score": 1.0}
 

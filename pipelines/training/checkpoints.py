@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from pipelines.errors import UsageError
+from pipelines.common.errors import UsageError
 
 MARKER = "COMPLETE.json"
 PREFIX = "step-"

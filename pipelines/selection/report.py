@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipelines import shards
-from pipelines.errors import UsageError
-from pipelines.runinfo import read_run_json
+from pipelines.common import shards
+from pipelines.common.errors import UsageError
+from pipelines.common.run_json import read_run_json
 
 SCORES = ("motion_score", "motion_p90", "aesthetic_score", "text_score", "text_area", "duration_s")
 THUMBNAILS = 48

@@ -2,7 +2,7 @@
 
 `save_checkpoint` gathers every network, EMA, optimizer state, the data position and the
 RNG states (a collective under FSDP) and rank 0 writes them through
-pipelines/checkpoints.py; `load_checkpoint` and `restore_stage` put them back so a
+pipelines/training/checkpoints.py; `load_checkpoint` and `restore_stage` put them back so a
 resumed run continues exactly. `resolve_config` decides which config a resumed run
 uses, and metrics lines past the checkpoint are dropped (those steps run again).
 """
@@ -22,17 +22,17 @@ import torch
 from safetensors.torch import load_file
 
 from model.checkpoint import WEIGHT_NAMES, load_config, load_model, save_model
-from pipelines import checkpoints as ckpt
-from pipelines import distributed as ddp
-from pipelines.config import build, from_dict, to_dict
-from pipelines.errors import UsageError
-from pipelines.optim import EMA
-from pipelines.runinfo import read_run_json, write_run_json
-from pipelines.train_config import PRESETS, StageConfig, TrainConfig
-from pipelines.train_data import load_clips, parse_rules
+from pipelines.common.config_loader import build, from_dict, to_dict
+from pipelines.common.errors import UsageError
+from pipelines.common.run_json import read_run_json, write_run_json
+from pipelines.training import checkpoints as ckpt
+from pipelines.training import distributed as ddp
+from pipelines.training.config import PRESETS, StageConfig, TrainConfig
+from pipelines.training.data import load_clips, parse_rules
+from pipelines.training.optim import EMA
 
 if TYPE_CHECKING:
-    from pipelines.train import Trainer
+    from pipelines.training.trainer import Trainer
 
 
 @dataclass

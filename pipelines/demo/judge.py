@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipelines.demo_corpus import COLOURS
+from pipelines.demo.corpus import COLOURS
 
 MIN_SATURATION = 90  # OpenCV's 0-255 scale; the demo backgrounds stay far below this
 MIN_PIXELS = 4  # per frame, for a centroid

@@ -1,11 +1,11 @@
 """`lvd train --data DIR --out RUN`: the VAE, then the DiT in SVD's stages, on clip shards.
 
-Stages run in order (pipelines/train_config.py): vae (L1 + KL autoencoder), image (DiT
+Stages run in order (pipelines/training/config.py): vae (L1 + KL autoencoder), image (DiT
 on single frames), video (DiT on clips), hq (DiT on a stricter cut); each has its own
 data rules, buckets, frames, fps, steps and learning rate. The loop is nanoGPT's:
 AdamW, warmup + cosine, gradient clipping, bf16 autocast on GPUs, EMA. One process by
 default; under torchrun each rank trains on its slice of every global batch (DDP, or
-FSDP2 for the DiT). Checkpoints (pipelines/checkpoints.py) hold everything a run needs
+FSDP2 for the DiT). Checkpoints (pipelines/training/checkpoints.py) hold everything a run needs
 to continue exactly: an interrupted run resumed with --resume logs the same losses as
 one that never stopped. Host syncs happen only at log and checkpoint steps.
 
@@ -30,14 +30,14 @@ from torch.utils.data import DataLoader
 from model.dit import DiT
 from model.vae import VAE, estimate_scaling_factor
 from model.vae_loss import PatchDiscriminator3d, Perceptual
-from pipelines import checkpoints as ckpt
-from pipelines import distributed as ddp
-from pipelines import train_state
-from pipelines.errors import UsageError
-from pipelines.optim import EMA, build_optimizer, lr_at, set_lr
-from pipelines.sample_videos import write_reconstructions, write_text_samples
-from pipelines.train_config import STAGES, StageConfig, TrainConfig
-from pipelines.train_data import (
+from pipelines.common.errors import UsageError
+from pipelines.generation.videos import write_reconstructions, write_text_samples
+from pipelines.training import checkpointer as train_state
+from pipelines.training import checkpoints as ckpt
+from pipelines.training import distributed as ddp
+from pipelines.training.checkpointer import StageRun, TrainerState
+from pipelines.training.config import STAGES, StageConfig, TrainConfig
+from pipelines.training.data import (
     BucketBatchSampler,
     ClipDataset,
     batch_sizes,
@@ -47,8 +47,8 @@ from pipelines.train_data import (
     to_unit_range,
     worker_init,
 )
-from pipelines.train_state import StageRun, TrainerState
-from pipelines.train_steps import (
+from pipelines.training.optim import EMA, build_optimizer, lr_at, set_lr
+from pipelines.training.steps import (
     DiscLoss,
     FlowLoss,
     VAELoss,
@@ -111,7 +111,7 @@ class Trainer:
     # -- the run -----------------------------------------------------------------------
     def train(self) -> Path | None:
         """Run the remaining stages; the final model folder, or None if stopped early."""
-        from pipelines.progress import progress_bar
+        from pipelines.common.progress import progress_bar
 
         total = sum(s.steps for _, s in self.cfg.stages())
         self.bar = progress_bar(
@@ -306,7 +306,7 @@ class Trainer:
     def _data(self, name: str, stage: StageConfig):
         seed = mix_seed(self.cfg.seed, STAGES.index(name))
         if self.cfg.cache_latents:
-            from pipelines.latent_cache import cached_dataset
+            from pipelines.training.latent_cache import cached_dataset
 
             dataset = cached_dataset(self, name, stage, seed)
         else:
@@ -336,7 +336,7 @@ class Trainer:
 
     def _text(self):
         if self.text is None:
-            from pipelines.text_cache import TextCache, load_text_encoder
+            from pipelines.training.text_cache import TextCache, load_text_encoder
 
             encoder = load_text_encoder(self.model_cfg.text_encoder, self.device)
             self.text = TextCache(encoder, self.cfg.text_cache_size)
@@ -482,7 +482,7 @@ def run(args) -> int:
         return 0
     finally:
         if cfg.cache_latents:
-            from pipelines.latent_cache import stop_ray
+            from pipelines.training.latent_cache import stop_ray
 
             stop_ray()
         ddp.shutdown(d)

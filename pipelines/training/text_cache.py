@@ -14,7 +14,7 @@ import torch
 
 from model.config import TextEncoderConfig
 from model.text_encoder import TextEncoder, TextEncoderError
-from pipelines.errors import UsageError
+from pipelines.common.errors import UsageError
 
 
 def load_text_encoder(cfg: TextEncoderConfig, device: torch.device) -> TextEncoder:

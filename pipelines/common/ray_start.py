@@ -39,7 +39,7 @@ def start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None):
     else:
         # Local workers import the same lvd as this process (a source checkout or a
         # worktree may shadow the installed one).
-        root = str(Path(__file__).resolve().parents[1])
+        root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(
             [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
         )

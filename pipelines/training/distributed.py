@@ -25,7 +25,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from pipelines.errors import UsageError
+from pipelines.common.errors import UsageError
 
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 

@@ -28,7 +28,7 @@ import torch
 from curate.clip_reader import read_frames_at
 from curate.filtering import Rule, keep_mask, parse_rule, resolve_thresholds
 from curate.video import VideoError
-from pipelines.errors import UsageError
+from pipelines.common.errors import UsageError
 
 log = logging.getLogger("lvd.train")
 

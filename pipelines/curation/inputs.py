@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from curate.config import VIDEO_EXTENSIONS
-from pipelines.errors import UsageError
+from pipelines.common.errors import UsageError
 
 LIST_SUFFIXES = (".txt", ".csv", ".parquet")
 PATH_COLUMNS = ("path", "video_path", "url", "video")
