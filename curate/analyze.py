@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from curate.config import CurateConfig, DecodeConfig
+from curate.frame_rate import known_fps
 from curate.keyframes import KeyframePicker
 from curate.motion import MotionSampler
 from curate.shots import Boundary, Segment, ShotTracker, clip_spans
@@ -75,7 +76,7 @@ def analyze_video(path: str, cfg: CurateConfig, motion: bool = True) -> VideoAna
     timings = dict.fromkeys(("decode", "shots", "motion", "keyframes"), 0.0)
     with VideoReader(path, decode_options(cfg.decode)) as reader:
         info = reader.info
-        fps = info.fps if info.fps > 0 else 25.0
+        fps = known_fps(info.fps)
         tracker = ShotTracker(fps, cfg.shots)
         sampler = MotionSampler(cfg.motion.sample_fps, cfg.motion.flow_short_side)
         picker = KeyframePicker(cfg.keyframes)

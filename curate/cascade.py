@@ -26,6 +26,7 @@ import numpy as np
 from scenedetect import AdaptiveDetector, ContentDetector, FrameTimecode, SceneDetector
 
 from curate.config import ShotConfig
+from curate.frame_rate import known_fps
 from curate.signals import Growing
 
 
@@ -47,7 +48,7 @@ class DetectorCascade:
     """Feed `push(index, bgr)` for frames where `wants(index)`; read `levels[*].proposals`."""
 
     def __init__(self, fps: float, cfg: ShotConfig):
-        fps = fps if fps > 0 else 25.0
+        fps = known_fps(fps)
         self.levels = [
             Level(
                 "psd_adaptive",

@@ -31,6 +31,7 @@ from scenedetect import FrameTimecode
 
 from curate.cascade import DetectorCascade, thumb_bgr
 from curate.config import ShotConfig
+from curate.frame_rate import known_fps
 from curate.signals import FrameSignals
 from curate.transitions import (
     dark_frames,
@@ -63,13 +64,17 @@ class Segment:
     kind_out: str  # cut | fade | dissolve | black | end | split
 
 
+# Analysis windows are sized in frames at the video's rate, up to this one.
+MAX_ANALYSIS_FPS = 240.0
+
+
 class ShotTracker:
     """push(index, y, u, v) every frame in order, then finish(); both return Segments."""
 
     def __init__(self, fps: float, cfg: ShotConfig, block: int = 64):
-        # Windows are counted in frames at this rate: an unknown rate counts as 25, and
-        # a broken one (metadata claiming thousands of fps) must not size huge buffers.
-        self.fps = min(float(fps), 240.0) if fps > 0 else 25.0
+        # Windows are counted in frames at this rate: a broken one (metadata claiming
+        # thousands of fps) must not size huge buffers.
+        self.fps = min(known_fps(fps), MAX_ANALYSIS_FPS)
         self.cfg = cfg
         f = self.fps
         self.fade_frames = max(3, round(cfg.fade_max_s * f))

@@ -23,6 +23,8 @@ import av
 import cv2
 import numpy as np
 
+from curate.frame_rate import known_fps
+
 # 4:2:0 8-bit layouts whose planes can be decimated in place.
 _FAST_FORMATS = {"yuv420p", "yuvj420p"}
 
@@ -380,7 +382,7 @@ class VideoReader:
             t = av_frame.time
             # Missing or repeated pts (raw streams, broken muxers): step by the mean rate.
             if t is None or t - self._t0 <= last_t:
-                t = last_t + 1.0 / (self.info.fps or 25.0) + self._t0
+                t = last_t + 1.0 / known_fps(self.info.fps) + self._t0
             last_t = t - self._t0
             yield Frame(self, av_frame, self.frames_decoded, last_t)
             self.frames_decoded += 1

@@ -4,7 +4,9 @@ Public API (import from the submodules named):
 
     model.config      ModelConfig(vae=VAEConfig, dit=DiTConfig, text_encoder=TextEncoderConfig,
                       diffusion=DiffusionConfig); PRESETS / preset(name) for tiny, small,
-                      base, large, xl; config_from_dict(cls, dict)
+                      base, large, xl
+    model.config_dict  from_dict(cls, dict) / to_dict(cfg): the one config converter,
+                      checked by type; ConfigError
     model.vae         VAE(cfg.vae)
                         .encode(video) -> latents   video (B, 3, T, H, W) in [-1, 1],
                                                     T = 1 + 4k, H and W divisible by 8;
@@ -29,6 +31,7 @@ Public API (import from the submodules named):
     model.sampler     sample(dit, vae, text_emb, text_mask, frames=, height=, width=,
                       steps=, cfg_scale=, seed=, method='euler'|'heun', cond=) -> video;
                       sample_latents(...); encode_given_frames(vae, frames, T_lat, task)
+    model.precision   autocast(device, precision): the one bf16 policy
     model.checkpoint  save_model(dir, config, vae=, dit=); load_model(dir) ->
                       LatentVideoModel(config, vae, dit); load_config(dir)
     model.flops       model_stats(preset_or_config, frames, height, width) -> params and

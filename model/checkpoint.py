@@ -18,7 +18,8 @@ import torch
 from safetensors.torch import load_model as _load_weights
 from safetensors.torch import save_model as _save_weights
 
-from model.config import ModelConfig, config_from_dict
+from model.config import ModelConfig
+from model.config_dict import from_dict
 from model.dit import DiT
 from model.vae import VAE
 
@@ -74,7 +75,7 @@ def load_config(directory: str | Path) -> ModelConfig:
     if not path.is_file():
         raise FileNotFoundError(f"no model at {directory}: {CONFIG_NAME} is missing")
     try:
-        return config_from_dict(ModelConfig, json.loads(path.read_text()))
+        return from_dict(ModelConfig, json.loads(path.read_text()))
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path}: bad model config: {e}") from None
 

@@ -9,12 +9,10 @@ and DiT's habit of presets as plain Python.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 
 def _positive(name: str, value: float) -> None:
@@ -244,25 +242,6 @@ class ModelConfig:
                 f"dit.text_dim ({self.dit.text_dim}) must equal "
                 f"text_encoder.dim ({self.text_encoder.dim})"
             )
-
-
-def config_from_dict(cls: type, data: Mapping[str, Any]) -> Any:
-    """Rebuild a (nested) config dataclass from `dataclasses.asdict` output read back from
-    JSON (lists become tuples where the field is a tuple); unknown keys are errors."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"{unknown[0]} is not a field of {cls.__name__}")
-    kwargs = {}
-    for key, value in data.items():
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            value = config_from_dict(hint, value)
-        elif typing.get_origin(hint) is tuple:
-            value = tuple(value)
-        kwargs[key] = value
-    return cls(**kwargs)
 
 
 # Presets. tiny runs forward+backward in well under a second on CPU (tests); small is the

@@ -9,7 +9,6 @@ and exactly clean at t = 0.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Literal
 
 import torch
@@ -18,19 +17,13 @@ from model.conditioning import Cond
 from model.config import DiffusionConfig
 from model.diffusion import add_noise, num_tokens, randn, shift_timesteps, timestep_shift
 from model.dit import DiT
+from model.precision import autocast
 from model.vae import VAE
 
 
 def timestep_schedule(steps: int, shift: float) -> torch.Tensor:
     """steps + 1 times from 1 (noise) to 0 (data), shifted like training timesteps."""
     return shift_timesteps(torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64), shift)
-
-
-def _autocast(device: torch.device):
-    # bf16 on CUDA (tensor cores); CPU stays float32 (bf16 matmuls there are slow and lossy)
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @torch.no_grad()
@@ -90,7 +83,7 @@ def sample_latents(
             extra["fps"] = fps.to(device).repeat(2 if guided else 1)
         if motion_score is not None:
             extra["motion_score"] = motion_score.to(device).repeat(2 if guided else 1)
-        with _autocast(device):
+        with autocast(device):
             v = dit(xs, ts, text_emb, text_mask, cond=branch_cond, **extra).float()
         if not guided:
             return v
@@ -140,7 +133,7 @@ def sample(
     latents = sample_latents(
         dit, text_emb, text_mask, vae.latent_shape(frames, height, width), **kwargs
     )
-    with _autocast(latents.device):
+    with autocast(latents.device):
         video = vae.decode(latents.to(next(vae.parameters()).device))
     return video.float().clamp(-1, 1)
 

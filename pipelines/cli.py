@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 
+from model.config_dict import ConfigError
 from pipelines.common.errors import UsageError
 
 COMMANDS = {
@@ -19,7 +20,10 @@ COMMANDS = {
     "curate": ("pipelines.curation.command", "analyse videos into clip shards (Ray Data)"),
     "filter": ("pipelines.selection.filter", "keep clips by score thresholds and percentile cuts"),
     "report": ("pipelines.selection.report", "draw an HTML report of a curated or filtered run"),
-    "train": ("pipelines.training.trainer", "train the VAE and the video diffusion model on shards"),
+    "train": (
+        "pipelines.training.command",
+        "train the VAE and the video diffusion model on shards",
+    ),
     "generate": ("pipelines.generation.command", "sample videos from a trained checkpoint"),
     "demo": ("pipelines.demo.command", "the whole job on a built-in synthetic corpus, on a CPU"),
 }
@@ -185,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.out is None:  # optional only so that --help-config needs none
                 raise UsageError("the following argument is required: --out")
         return int(module.run(args) or 0)
-    except UsageError as e:
+    except (UsageError, ConfigError) as e:
         print(f"lvd {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,10 +9,10 @@ from model.config import (
     DiffusionConfig,
     ModelConfig,
     TextEncoderConfig,
-    config_from_dict,
     preset,
     tiny,
 )
+from model.config_dict import from_dict as config_from_dict
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from pipelines.common.errors import UsageError
+from pipelines.selection.rules import parse_rules
 from pipelines.training.data import (
     BucketBatchSampler,
     ClipDataset,
@@ -13,7 +14,6 @@ from pipelines.training.data import (
     bucket_for,
     collate,
     cover_crop,
-    parse_rules,
     to_unit_range,
 )
 from tests import synth

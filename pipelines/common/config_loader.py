@@ -1,11 +1,11 @@
-"""Typed configuration: dataclasses in, dataclasses out.
+"""Config as every `lvd` command resolves it: a preset, then a file, then overrides.
 
 Every config in lvd is a plain dataclass (nested dataclasses for sections) whose fields
 carry an attribute docstring and whose `__post_init__` validates values, raising
-ValueError with a message that starts with the field name. This module turns files
-(YAML or TOML), presets and `key=value` overrides into such objects, checks every value
-against its field's type, and names the full dotted key in every error
-(torchtitan's JobConfig and nanoGPT's configurator are the models).
+ValueError with a message that starts with the field name. This module reads YAML or
+TOML files and `key=value` overrides into such objects through the one converter
+(model/config_dict.py), and lists every key for --help-config (torchtitan's JobConfig
+and nanoGPT's configurator are the models).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import ast
 import dataclasses
 import inspect
 import itertools
-import json
 import textwrap
 import types
 import typing
@@ -25,39 +24,26 @@ from typing import Any, Literal, TypeVar, Union
 import tomllib
 import yaml
 
-from pipelines.common.errors import UsageError
+from model.config_dict import (
+    ConfigError,
+    coerce_value,
+    from_dict,
+    suggest_key,
+    to_dict,
+    type_name,
+)
+
+__all__ = [
+    "ConfigError",
+    "apply_overrides",
+    "build",
+    "describe",
+    "from_dict",
+    "merge_file",
+    "to_dict",
+]
 
 T = TypeVar("T")
-
-
-class ConfigError(UsageError, ValueError):
-    """A bad config: unknown key, wrong type, invalid value or unreadable file."""
-
-
-def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
-    """Build `cls` from a (nested) mapping; unknown keys and wrong types are errors."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    kwargs = {}
-    for key, value in data.items():
-        if key not in fields:
-            raise ConfigError(f"unknown key '{prefix}{key}'{_suggest(key, fields)}")
-        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}")
-    try:
-        return cls(**kwargs)
-    except ValueError as e:
-        if isinstance(e, ConfigError):
-            raise
-        raise ConfigError(f"{prefix}{e}") from None
-    except TypeError as e:
-        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {e}") from None
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    """A JSON-ready dict (tuples become lists) of a config, for run.json and checkpoints."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
 
 
 def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
@@ -136,7 +122,7 @@ def describe(cls: type, prefix: str = "") -> list[str]:
             )
         )
         lines.append(
-            f"{prefix}{f.name} ({_type_name(hint)}, default {default!r}): {docs.get(f.name, '')}"
+            f"{prefix}{f.name} ({type_name(hint)}, default {default!r}): {docs.get(f.name, '')}"
         )
     return lines
 
@@ -173,69 +159,12 @@ def _field_type(cls: type, dotted: str) -> Any:
         hints = typing.get_type_hints(node)
         names = [f.name for f in dataclasses.fields(node) if f.init]
         if part not in names:
-            raise ConfigError(f"unknown key '{dotted}'{_suggest(part, names)}")
+            raise ConfigError(f"unknown key '{dotted}'{suggest_key(part, names)}")
         node = hints[part]
         walked.append(part)
     if dataclasses.is_dataclass(node):
         raise ConfigError(f"'{dotted}' is a section; set one of its keys ({dotted}.KEY=VALUE)")
     return node
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check a value read from a file (already typed) against a field's type."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
-        if isinstance(value, hint):
-            return value
-        return from_dict(hint, value, prefix=f"{key}.")
-    if hint is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{key}: expected {_type_name(hint)}")
-    if origin is Literal:
-        if value in args:
-            return value
-        raise ConfigError(f"{key}: expected one of {', '.join(map(repr, args))}, got {value!r}")
-    if origin in (list, tuple, Sequence) or hint in (list, tuple):
-        if isinstance(value, str) or not isinstance(value, Sequence):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        item = args[0] if args else Any
-        items = [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple or hint is tuple else items
-    if origin is dict or hint is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key}: expected a table, got {value!r}")
-        vt = args[1] if len(args) == 2 else Any
-        return {str(k): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    if isinstance(hint, type) and isinstance(value, hint):
-        return value
-    raise ConfigError(f"{key}: expected {_type_name(hint)}, got {value!r}")
 
 
 def _parse_string(raw: str, hint: Any, key: str) -> Any:
@@ -261,7 +190,7 @@ def _parse_string(raw: str, hint: Any, key: str) -> Any:
             value = [str(v) for v in value]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    return _coerce(value, hint, key)
+    return coerce_value(value, hint, key)
 
 
 def _is_number(raw: str) -> bool:
@@ -287,16 +216,3 @@ def _deep_merge(base: dict, update: Mapping) -> dict:
         else:
             out[k] = v
     return out
-
-
-def _type_name(hint: Any) -> str:
-    if isinstance(hint, type):
-        return hint.__name__
-    return str(hint).replace("typing.", "")
-
-
-def _suggest(key: str, names) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(key, list(names), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -50,3 +50,17 @@ def write_run_json(folder: Path, info: dict[str, Any]) -> Path:
 def read_run_json(folder: Path) -> dict[str, Any]:
     path = folder / "run.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def record_run(folder: Path, started: float, this_run: dict[str, Any], **summary: Any) -> Path:
+    """run.json with `summary` at the top level and this invocation in its `runs` list
+    (earlier invocations kept). An invocation that records more than once (running,
+    then done) updates its own entry, which its start time names."""
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))
+    runs = list(read_run_json(folder).get("runs", []))
+    entry = {"started_at": started_at, **this_run}
+    if runs and runs[-1].get("started_at") == started_at:
+        runs[-1] = {**runs[-1], **entry}
+    else:
+        runs.append(entry)
+    return write_run_json(folder, {**summary, "runs": runs})

@@ -25,13 +25,13 @@ from model.sampler import encode_given_frames
 from pipelines.common.config_loader import from_dict
 from pipelines.common.errors import UsageError
 from pipelines.common.run_json import write_run_json
-from pipelines.generation.videos import write_prompt_videos
 from pipelines.training.checkpoints import model_folder
-from pipelines.training.config import TrainConfig
+from pipelines.training.config import StageConfig, TrainConfig
 from pipelines.training.data import cover_crop, to_unit_range
+from pipelines.training.samples import write_prompt_videos
 from pipelines.training.text_cache import load_text_encoder
 
-DEFAULTS = {"fps": 8.0, "frames": 17, "height": 64, "width": 64, "motion_score": 1.0}
+NEUTRAL_MOTION = 1.0  # motion_score micro-conditioning when a model folder names none
 
 
 def read_prompts(args) -> list[str]:
@@ -48,8 +48,8 @@ def read_prompts(args) -> list[str]:
 
 def generation_defaults(folder: Path) -> dict:
     """Frames, size, fps of the stage the model last trained on (train.json in final/,
-    the resolved config in a checkpoint's trainer.json), else DEFAULTS."""
-    info = dict(DEFAULTS)
+    the resolved config in a checkpoint's trainer.json), else a stage's defaults."""
+    info = {**StageConfig().generation_defaults(), "motion_score": NEUTRAL_MOTION}
     if (folder / "train.json").is_file():
         info.update(json.loads((folder / "train.json").read_text()))
     elif (folder / "trainer.json").is_file():

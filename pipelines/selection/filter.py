@@ -19,20 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.filtering import Rule, keep_mask, near_duplicates, parse_rule, resolve_thresholds
+from curate.filtering import keep_mask, near_duplicates, resolve_thresholds
 from pipelines.common import shards
 from pipelines.common.errors import UsageError
 from pipelines.common.run_json import read_run_json, write_run_json
-
-
-def rules_from_args(args) -> list[Rule]:
-    rules = []
-    for op, text in args.rules:
-        try:
-            rules.append(parse_rule(op, text))
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-    return rules
+from pipelines.selection.rules import column_values, rules_from_args
 
 
 def clip_files(folder: Path) -> list[Path]:
@@ -53,10 +44,6 @@ def check_columns(files: list[Path], columns: set[str]) -> None:
         )
 
 
-def _column_values(table: pa.Table, name: str) -> np.ndarray:
-    return table[name].to_numpy(zero_copy_only=False).astype(np.float64)
-
-
 def run(args) -> int:
     started = time.time()
     src, out = Path(args.input), Path(args.out)
@@ -64,7 +51,7 @@ def run(args) -> int:
         raise UsageError(f"input folder not found: {src}")
     if out.resolve() == src.resolve():
         raise UsageError("--out must differ from the input folder")
-    rules = rules_from_args(args)
+    rules = rules_from_args(args.rules)
     if args.dedup is not None and not 0.0 < args.dedup <= 1.0:
         raise UsageError(f"--dedup takes a cosine in (0, 1], got {args.dedup}")
     files = clip_files(src)
@@ -75,7 +62,7 @@ def run(args) -> int:
     columns = sorted(needed)
     tables = [pq.read_table(f, columns=columns) for f in files]
     whole = pa.concat_tables(tables) if tables else pa.table({c: [] for c in columns})
-    values = {c: _column_values(whole, c) for c in columns if c != "clip_embedding"}
+    values = {c: column_values(whole, c) for c in columns if c != "clip_embedding"}
     try:
         thresholds = resolve_thresholds(rules, values)
     except ValueError as e:

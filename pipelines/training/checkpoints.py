@@ -21,6 +21,7 @@ corrupt or was cut short (a crash, a full disk).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from model.checkpoint import WEIGHT_NAMES, load_model, save_model
 from pipelines.common.errors import UsageError
 
 MARKER = "COMPLETE.json"
@@ -51,10 +53,12 @@ def crc32(path: Path) -> int:
     return value
 
 
-def save_weights(path: Path, weights: dict[str, torch.Tensor]) -> None:
+def save_weights(
+    path: Path, weights: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
     """Weights as safetensors, in the format model.checkpoint.load_model reads."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
-    save_file(tensors, str(path), metadata={"format": "pt"})
+    save_file(tensors, str(path), metadata={"format": "pt", **(metadata or {})})
 
 
 def write_checkpoint(
@@ -97,6 +101,30 @@ def replace_folder(tmp: Path, folder: Path) -> None:
         folder.rename(old)
     tmp.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def write_model_folder(folder: Path, model_cfg, info: dict | None = None, **weights) -> None:
+    """A model folder (config.json + weights [+ train.json]) written beside and renamed."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_model(tmp, model_cfg)
+    for net, tensors in weights.items():
+        save_weights(tmp / WEIGHT_NAMES[net], tensors)
+    if info is not None:
+        (tmp / "train.json").write_text(json.dumps(info, indent=1) + "\n")
+    replace_folder(tmp, folder)
+
+
+def set_aside(run: Path, resume_from: Path | None) -> None:
+    """Damaged checkpoints newer than the one resumed from are renamed bad-step-*: the
+    steps they held are trained again and their names will be reused."""
+    if resume_from is None:
+        return
+    for folder in complete_checkpoints(run):
+        if folder.name > resume_from.name:
+            target = folder.with_name(f"bad-{folder.name}")
+            shutil.rmtree(target, ignore_errors=True)
+            folder.rename(target)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -196,3 +224,23 @@ def model_folder(path: str | Path) -> Path:
     if newest is not None:
         return newest
     raise UsageError(f"{p} is neither a model folder nor a training run with a checkpoint")
+
+
+def pretrained_dit(source: str | Path) -> dict[str, torch.Tensor]:
+    """The DiT weights of a model folder or run (`init_from`)."""
+    model = load_model(model_folder(source), "cpu", parts=("dit",))
+    if model.dit is None:
+        raise UsageError(f"init_from {source} holds no DiT weights")
+    return model.dit.state_dict()
+
+
+def pretrained_vae(source: str | Path, vae_cfg) -> tuple[dict[str, torch.Tensor], float]:
+    """The VAE weights and latent scale of a model folder or run (`vae_from`), checked
+    against the VAE config the run trains with (the scale aside)."""
+    model = load_model(model_folder(source), "cpu", parts=("vae",))
+    if model.vae is None:
+        raise UsageError(f"{source} holds no VAE weights")
+    unscaled = dataclasses.replace(model.config.vae, scaling_factor=1.0)
+    if unscaled != dataclasses.replace(vae_cfg, scaling_factor=1.0):
+        raise UsageError(f"the VAE in {source} differs from model.vae in this config")
+    return model.vae.state_dict(), model.config.vae.scaling_factor

@@ -42,6 +42,12 @@ class StageConfig:
     random_crop: bool = True
     """Crop at a random place after scaling to cover the bucket (False: the centre)."""
 
+    def generation_defaults(self) -> dict:
+        """The clip shape and rate this stage trains on (its first bucket): what `lvd
+        generate` makes unless told otherwise."""
+        height, width = self.buckets[0]
+        return {"fps": self.fps, "frames": self.frames, "height": height, "width": width}
+
     def __post_init__(self):
         self.buckets = [tuple(b) for b in self.buckets]
         for name in ("steps", "warmup_steps"):
@@ -165,11 +171,8 @@ class TrainConfig:
         return ([s for n, s in self.stages() if n != "vae"] or [self.vae])[-1]
 
     def generation_defaults(self) -> dict:
-        """Clip shape and rate of the last DiT stage (its first bucket): what `lvd
-        generate` makes unless told otherwise."""
-        stage = self.last_dit_stage()
-        height, width = stage.buckets[0]
-        return {"fps": stage.fps, "frames": stage.frames, "height": height, "width": width}
+        """Clip shape and rate of the last DiT stage: what `lvd generate` makes."""
+        return self.last_dit_stage().generation_defaults()
 
 
 def _local_text_encoder(cfg: ModelConfig) -> ModelConfig:

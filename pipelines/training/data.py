@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +25,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from torch.utils.data import DataLoader
 
 from curate.clip_reader import read_frames_at
-from curate.filtering import Rule, keep_mask, parse_rule, resolve_thresholds
+from curate.filtering import Rule
 from curate.video import VideoError
 from pipelines.common.errors import UsageError
+from pipelines.selection.rules import apply_rules
 
 log = logging.getLogger("lvd.train")
 
@@ -55,18 +58,6 @@ class ClipRow:
         return self.end_s - 1.0 / self.fps if self.fps > 0 else self.end_s
 
 
-def parse_rules(texts: list[str]) -> list[Rule]:
-    """Rules as strings, `OP COL=V` (e.g. 'drop_bottom aesthetic_score=0.25')."""
-    rules = []
-    for text in texts:
-        op, _, spec = text.strip().partition(" ")
-        try:
-            rules.append(parse_rule(op.replace("-", "_"), spec.strip()))
-        except ValueError as e:
-            raise UsageError(f"data rule {text!r}: {e}") from None
-    return rules
-
-
 def load_clips(folder: Path, rules: list[Rule]) -> list[ClipRow]:
     """Every clip of a run folder that passes `rules`, in shard order."""
     files = sorted((Path(folder) / "clips").glob("part-*.parquet"))
@@ -77,16 +68,7 @@ def load_clips(folder: Path, rules: list[Rule]) -> list[ClipRow]:
     missing = [c for c in needed if c not in have]
     if missing:
         raise UsageError(f"clip shards in {folder} lack column {missing[0]!r}")
-    table = pa.concat_tables(pq.read_table(f, columns=needed) for f in files)
-    values = {
-        r.column: table[r.column].to_numpy(zero_copy_only=False).astype(np.float64) for r in rules
-    }
-    try:
-        thresholds = resolve_thresholds(rules, values)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    keep, _ = keep_mask(rules, thresholds, values, table.num_rows)
-    table = table.filter(pa.array(keep))
+    table = apply_rules(pa.concat_tables(pq.read_table(f, columns=needed) for f in files), rules)
     return [
         ClipRow(
             r["clip_id"],
@@ -226,6 +208,17 @@ def collate(samples: list[dict]) -> dict:
         else:
             out[key] = values
     return out
+
+
+def make_loader(dataset, sampler, workers: int, pin_memory: bool) -> DataLoader:
+    # Forking a process that runs Ray's (gRPC) threads can leave a worker waiting on a
+    # lock no thread will release: start workers from a clean fork server then.
+    context = "forkserver" if workers and "ray" in sys.modules else None
+    return DataLoader(
+        dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
+        worker_init_fn=worker_init, pin_memory=pin_memory,
+        prefetch_factor=4 if workers else None, multiprocessing_context=context,
+    )  # fmt: skip
 
 
 def worker_init(_worker_id: int) -> None:

@@ -19,7 +19,6 @@ current stage (other data, rules, frames, VAE weights, text encoder, ...) is reb
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -27,8 +26,8 @@ import shutil
 import sys
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -36,7 +35,10 @@ import pyarrow.parquet as pq
 import torch
 
 from curate.video import VideoError
+from model.config import TextEncoderConfig
+from model.precision import autocast
 from pipelines.common.errors import UsageError
+from pipelines.selection.rules import parse_rules
 from pipelines.training import checkpoints as ckpt
 from pipelines.training.config import StageConfig
 from pipelines.training.data import (
@@ -44,12 +46,8 @@ from pipelines.training.data import (
     ClipRow,
     load_clips,
     load_window,
-    parse_rules,
     to_unit_range,
 )
-
-if TYPE_CHECKING:
-    from pipelines.training.trainer import Trainer
 
 MANIFEST = "MANIFEST.json"
 VERSION = 1
@@ -59,20 +57,48 @@ IN_MEMORY_BYTES = 512 << 20  # caches up to this size are held whole by each rea
 PASSED = ("index", "window", "bucket", "clip_id", "caption", "motion_score")  # row -> cache
 
 
+@dataclass(frozen=True)
+class SampleSpec:
+    """How the cache encoder makes a stage's samples: what each actor is handed."""
+
+    frames: int
+    fps: float
+    buckets: tuple[tuple[int, int], ...]
+    seed: int
+    random_crop: bool
+    precision: str  # the trainer's setting, so cached latents are the ones it would encode
+    vae_folder: str = ""  # "" caches pixels (the vae stage), else VAE latents and T5
+    text_encoder: TextEncoderConfig | None = None
+
+
+@dataclass(frozen=True)
+class CacheJob:
+    """One stage's cache: where its clips come from and where the samples go."""
+
+    name: str
+    stage: StageConfig
+    data: Path
+    folder: Path  # RUN/cache/<stage>
+    spec: SampleSpec
+    windows: int
+    batch_size: int
+    vae_scaling_factor: float
+    ray_address: str | None = None
+
+
 class CacheEncoder:
     """Ray Data actor: clip rows -> cached samples (pixels, or VAE latents and T5)."""
 
-    def __init__(self, spec: dict):
+    def __init__(self, spec: SampleSpec):
         self.spec = spec
         self.vae = self.text = None
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if spec["vae_folder"]:
+        if spec.vae_folder:
             from model.checkpoint import load_model
-            from model.config import TextEncoderConfig
             from pipelines.training.text_cache import load_text_encoder
 
-            self.vae = load_model(spec["vae_folder"], self.device, parts=("vae",)).vae
-            self.text = load_text_encoder(TextEncoderConfig(**spec["text_encoder"]), self.device)
+            self.vae = load_model(spec.vae_folder, self.device, parts=("vae",)).vae
+            self.text = load_text_encoder(spec.text_encoder, self.device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         spec = self.spec
@@ -86,12 +112,10 @@ class CacheEncoder:
         videos = {}
         for r, row in enumerate(rows):
             clip = ClipRow(**{f.name: row[f.name] for f in dataclasses.fields(ClipRow)})
-            size = tuple(spec["buckets"][int(row["bucket"])])
-            key = (spec["seed"], int(row["window"]), int(row["index"]))
+            size = spec.buckets[int(row["bucket"])]
+            key = (spec.seed, int(row["window"]), int(row["index"]))
             try:
-                videos[r] = load_window(
-                    clip, spec["frames"], spec["fps"], size, key, spec["random_crop"]
-                )
+                videos[r] = load_window(clip, spec.frames, spec.fps, size, key, spec.random_crop)
             except VideoError as e:  # an unreadable clip is left out of the cache, with a note
                 print(f"lvd train: cache: skipping clip {clip.clip_id}: {e}", file=sys.stderr)
         latents = self._encode(videos) if self.vae is not None else {}
@@ -124,13 +148,7 @@ class CacheEncoder:
         for rows in groups.values():
             pixels = torch.from_numpy(np.stack([videos[r] for r in rows])).to(self.device)
             pixels = to_unit_range(pixels.permute(0, 4, 1, 2, 3))  # (B, 3, T, H, W)
-            # the trainer's precision setting, so cached latents are the ones it would encode
-            autocast = (
-                torch.autocast(self.device.type, torch.bfloat16)
-                if self.spec["bf16"]
-                else contextlib.nullcontext()
-            )
-            with autocast:
+            with autocast(self.device, self.spec.precision):
                 z = self.vae.encode(pixels).float()  # (B, C, T_lat, h, w)
             z = z.cpu().numpy().astype(np.float16)  # one device copy per group
             for i, r in enumerate(rows):
@@ -138,44 +156,43 @@ class CacheEncoder:
         return out
 
 
-def cache_key(trainer: Trainer, name: str, stage: StageConfig, seed: int, vae_folder: str) -> dict:
+def cache_key(job: CacheJob) -> dict:
     """Everything the cached samples depend on (compared, not hashed: it is readable)."""
-    shards = sorted((Path(trainer.data) / "clips").glob("part-*.parquet"))
+    shards = sorted((Path(job.data) / "clips").glob("part-*.parquet"))
+    stage, spec = job.stage, job.spec
     key = {
         "version": VERSION,
-        "stage": name,
-        "data": str(Path(trainer.data).resolve()),
+        "stage": job.name,
+        "data": str(Path(job.data).resolve()),
         "shards": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in shards],
         "frames": stage.frames,
         "fps": stage.fps,
         "buckets": [list(b) for b in stage.buckets],
         "rules": list(stage.rules),
         "random_crop": stage.random_crop,
-        "seed": seed,
-        "windows": trainer.cfg.cache_windows,
+        "seed": spec.seed,
+        "windows": job.windows,
     }
-    if vae_folder:
-        weights = Path(vae_folder) / "vae.safetensors"
+    if spec.vae_folder:
+        weights = Path(spec.vae_folder) / "vae.safetensors"
         key["vae"] = [str(weights), ckpt.crc32(weights)]
-        key["vae_scaling_factor"] = trainer.model_cfg.vae.scaling_factor
-        key["bf16"] = trainer.bf16  # latents encoded as the uncached trainer would
-        key["text_encoder"] = trainer.model_cfg.text_encoder.model
+        key["vae_scaling_factor"] = job.vae_scaling_factor
+        key["precision"] = spec.precision  # latents encoded as the uncached trainer would
+        key["text_encoder"] = spec.text_encoder.model
     return key
 
 
-def cached_dataset(trainer: Trainer, name: str, stage: StageConfig, seed: int) -> CachedSamples:
+def cached_dataset(job: CacheJob, is_main: bool) -> CachedSamples:
     """The stage's cached samples, built first when missing or stale (rank 0 builds; the
     other ranks wait for its manifest)."""
-    folder = trainer.run / "cache" / name
-    vae_folder = "" if name == "vae" else str(trainer.vae_folder())
-    key = cache_key(trainer, name, stage, seed, vae_folder)
-    if trainer.d.is_main and _read_key(folder) != key:
-        build_cache(trainer, name, stage, seed, vae_folder, key, folder)
+    key = cache_key(job)
+    if is_main and _read_key(job.folder) != key:
+        build_cache(job, key)
     # other ranks poll the manifest: no collective (rank 0 alone also calls this when it
     # writes sample videos), and no collective timeout however long the job takes
-    while _read_key(folder) != key:
+    while _read_key(job.folder) != key:
         time.sleep(2.0)
-    return CachedSamples(folder, trainer.cfg.cache_windows)
+    return CachedSamples(job.folder, job.windows)
 
 
 def _read_key(folder: Path) -> dict | None:
@@ -185,49 +202,40 @@ def _read_key(folder: Path) -> dict | None:
         return None
 
 
-def build_cache(
-    trainer: Trainer,
-    name: str,
-    stage: StageConfig,
-    seed: int,
-    vae_folder: str,
-    key: dict,
-    folder: Path,
-) -> None:
+def build_cache(job: CacheJob, key: dict) -> None:
     """Run the Ray Data job and write the stage's cache folder (renamed into place)."""
     from pipelines.common.progress import progress_bar
     from pipelines.common.ray_start import start_ray
 
-    clips = load_clips(trainer.data, parse_rules(stage.rules))
+    stage, folder = job.stage, job.folder
+    clips = load_clips(job.data, parse_rules(stage.rules))
     # the same clip list, indices and buckets as uncached training
-    dataset = ClipDataset(clips, stage.frames, stage.fps, stage.buckets, seed, stage.random_crop)
+    dataset = ClipDataset(
+        clips, stage.frames, stage.fps, stage.buckets, job.spec.seed, stage.random_crop
+    )
     items = [
         {**dataclasses.asdict(clip), "index": i, "window": w, "bucket": dataset.bucket_of[i]}
         for i, clip in enumerate(dataset.clips)
-        for w in range(trainer.cfg.cache_windows)
+        for w in range(job.windows)
     ]
-    spec = {
-        "vae_folder": vae_folder, "frames": stage.frames, "fps": stage.fps,
-        "buckets": [list(b) for b in stage.buckets], "seed": seed,
-        "random_crop": stage.random_crop, "bf16": trainer.bf16,
-        "text_encoder": dataclasses.asdict(trainer.model_cfg.text_encoder) if vae_folder else None,
-    }  # fmt: skip
     global _STARTED_RAY
-    _STARTED_RAY = _STARTED_RAY or not _ray_running()
-    ray = start_ray(trainer.ray_address, None, None)
+    import ray
+
+    _STARTED_RAY = _STARTED_RAY or not ray.is_initialized()
+    start_ray(job.ray_address, None, None)
     gpus = ray.cluster_resources().get("GPU", 0)
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     ds = ray.data.from_items(items).map_batches(
         CacheEncoder,
-        fn_constructor_args=(spec,),
-        batch_size=trainer.cfg.cache_batch_size,
+        fn_constructor_args=(job.spec,),
+        batch_size=job.batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, int(gpus) or 2)),
-        num_gpus=1 if gpus and vae_folder else 0,
+        num_gpus=1 if gpus and job.spec.vae_folder else 0,
     )
-    bar = progress_bar(total=len(items), unit="sample", desc=f"cache {name}")
+    bar = progress_bar(total=len(items), unit="sample", desc=f"cache {job.name}")
     rows = 0
     try:
         for n, batch in enumerate(
@@ -256,15 +264,6 @@ def stop_ray() -> None:
 
         ray.shutdown()
         _STARTED_RAY = False
-
-
-def _ray_running() -> bool:
-    try:
-        import ray
-
-        return ray.is_initialized()
-    except ImportError:
-        raise UsageError("cache_latents needs Ray (pip install 'ray[data]')") from None
 
 
 def _typed(batch: pa.Table) -> pa.Table:

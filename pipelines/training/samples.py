@@ -11,9 +11,11 @@ import torch
 from curate.encode import write_video
 from model.config import DiffusionConfig
 from model.dit import DiT
+from model.precision import autocast
 from model.sampler import Cond, sample
 from model.vae import VAE
 from pipelines.common.progress import progress_bar
+from pipelines.training.data import to_unit_range
 
 
 def video_to_uint8(video: torch.Tensor) -> list[np.ndarray]:
@@ -86,3 +88,24 @@ def write_reconstructions(
         write_video(path, video_to_uint8(side), fps)
         paths.append(path)
     return paths
+
+
+def write_vae_samples(
+    folder: Path, vae_cfg, weights: dict, videos: torch.Tensor, fps: float, device, precision
+) -> None:
+    """Reconstructions by a VAE holding `weights` (the run's EMA ones) of `videos` (uint8)."""
+    with torch.random.fork_rng(devices=[]):  # the run's RNG stream stays as it is
+        vae = VAE(vae_cfg).to(device).eval()
+    vae.load_state_dict(weights)
+    pixels = to_unit_range(videos.to(device))
+    write_reconstructions(folder, vae, pixels, fps, lambda: autocast(device, precision))
+
+
+def write_dit_samples(
+    folder: Path, dit_cfg, weights: dict, vae: VAE, text, prompts: list[str], device, **settings
+) -> None:
+    """Text samples by a DiT holding `weights`; `settings` as for write_prompt_videos."""
+    with torch.random.fork_rng(devices=[]):
+        dit = DiT(dit_cfg).to(device).eval()
+    dit.load_state_dict(weights)
+    write_text_samples(folder, dit, vae, text, prompts, **settings)

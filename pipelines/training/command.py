@@ -1,0 +1,144 @@
+"""`lvd train --data DIR --out RUN`: resolve the config, resume or start, and train.
+
+A run folder that already holds checkpoints is continued only with --resume, from its
+newest whole checkpoint (damaged newer ones are set aside and named on the console).
+A resumed run keeps its own config; --preset/--config/--set may then change only the
+keys that do not change what is computed (RESUMABLE_KEYS). RUN/run.json records each
+invocation: running, then done, stopped or failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from pipelines.common.config_loader import build, from_dict, to_dict
+from pipelines.common.errors import UsageError
+from pipelines.common.run_json import record_run
+from pipelines.training import checkpoints as ckpt
+from pipelines.training import distributed as ddp
+from pipelines.training.config import PRESETS, TrainConfig
+from pipelines.training.metrics import MetricsLog
+from pipelines.training.steps import TrainingStopped
+from pipelines.training.trainer import Trainer
+
+CONFIG = TrainConfig  # `lvd train --help-config` lists its keys (see cli.main)
+
+# Keys that may change when a run is resumed: they do not change what is computed.
+RESUMABLE_KEYS = (
+    "num_workers", "log_every", "checkpoint_every", "keep_checkpoints", "sample_every",
+    "sample_prompts", "sample_steps", "text_cache_size", "device", "sharding",
+    "cache_batch_size", "model.text_encoder.model",
+)  # fmt: skip
+
+
+def run(args) -> int:
+    out = Path(args.out)
+    resume_from, skipped = (None, [])
+    if ckpt.complete_checkpoints(out):
+        if not args.resume:
+            raise UsageError(
+                f"{out} already holds checkpoints: pass --resume to continue that run, "
+                "or choose another --out"
+            )
+        resume_from, skipped = ckpt.latest_valid(out)
+        if resume_from is None:
+            raise UsageError(f"no usable checkpoint in {out / 'checkpoints'}: {skipped[0]}")
+    saved = json.loads((resume_from / "trainer.json").read_text()) if resume_from else None
+    cfg = resolve_config(args, saved["config"] if saved else None)
+    data = Path(args.data) if args.data else (Path(saved["data"]) if saved else None)
+    if data is None:
+        raise UsageError("--data is required: a curated or filtered run folder")
+    if not (data / "clips").is_dir():
+        raise UsageError(f"{data} is not a curated run folder (no clips/ inside)")
+    d = ddp.init_distributed(cfg.device)
+    started = time.time()
+
+    def record(status: str, trainer: Trainer | None = None) -> None:
+        info = {
+            "command": "train", "status": status, "data": str(data),
+            "world_size": d.world_size, "device": str(d.device),
+            "resumed_from": str(resume_from) if resume_from else None,
+            "wall_s": round(time.time() - started, 3), "config": to_dict(cfg),
+        }  # fmt: skip
+        if trainer is not None:
+            last = trainer.checkpointer.last
+            info.update(
+                global_step=trainer.state.global_step,
+                stages_done=trainer.state.done,
+                last_checkpoint=str(last) if last else None,
+                final=str(out / "final") if status == "done" else None,
+            )
+        record_run(out, started, info, **info)
+
+    try:
+        if d.is_main:
+            for line in skipped:
+                print(f"lvd train: skipping damaged checkpoint {line}", file=sys.stderr)
+            ckpt.set_aside(out, resume_from)
+            MetricsLog(out / "metrics.jsonl", d).trim(saved["state"]["global_step"] if saved else 0)
+            record("running")
+        d.barrier()
+        trainer = Trainer(
+            cfg, data, out, d, resume_from, args.stop_after, ray_address=args.ray_address
+        )
+        try:
+            final = trainer.train()
+        except TrainingStopped:
+            if not d.is_main:
+                return 1  # rank 0 says why
+            record("failed", trainer)
+            raise
+        if d.is_main:
+            status = "done" if final else "stopped"
+            record(status, trainer)
+            where = final or trainer.checkpointer.last
+            print(
+                f"lvd train: {status} after {trainer.state.global_step} steps "
+                f"({trainer.steps_this_run} in this run); {where}",
+                file=sys.stderr,
+            )
+        return 0
+    finally:
+        if cfg.cache_latents:
+            from pipelines.training.latent_cache import stop_ray
+
+            stop_ray()
+        ddp.shutdown(d)
+
+
+def resolve_config(args, saved: dict | None) -> TrainConfig:
+    """The config to train with: preset, file and overrides; on resume without any of
+    them, the run's own config; with them, they may only change RESUMABLE_KEYS."""
+    given = args.config is not None or args.overrides or args.preset not in ("default",)
+    preset = "small" if args.preset == "default" else args.preset
+    flag = getattr(args, "cache_latents", False)  # a setting like --set cache_latents=true
+    if saved is not None and not given:
+        cfg = from_dict(TrainConfig, saved)
+        if flag and not cfg.cache_latents:
+            raise UsageError("--cache-latents: this run was trained without the cache")
+        return cfg
+    cfg = build(PRESETS, preset, args.config, args.overrides)
+    cfg.cache_latents = cfg.cache_latents or flag
+    if saved is not None:
+        old, new = _flatten(saved), _flatten(to_dict(cfg))
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key) and key not in RESUMABLE_KEYS:
+                raise UsageError(
+                    f"--resume: {key} is {new.get(key)!r} but the run was trained with "
+                    f"{old.get(key)!r}; resume with the run's config (drop --preset/--config/"
+                    "--set) or start a new --out"
+                )
+    return cfg
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
