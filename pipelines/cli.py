@@ -171,14 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    module_name, _ = COMMANDS[args.command]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name != module_name:
-            raise
-        print(f"lvd {args.command}: not built yet", file=sys.stderr)
-        return 2
+    module = importlib.import_module(COMMANDS[args.command][0])
     try:
         if hasattr(args, "help_config"):  # commands with a typed config: curate, train
             if args.help_config:

@@ -24,10 +24,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.config import PRESETS, CurateConfig
+from curate.errors import ModelLoadError
 from pipelines.common import shards
 from pipelines.common.config_loader import build, to_dict
 from pipelines.common.errors import UsageError
-from pipelines.common.run_json import read_run_json, write_run_json
+from pipelines.common.run_json import record_run
 from pipelines.curation.inputs import InputItem, list_inputs
 from pipelines.curation.stages import FLOW_SCHEMA, STAGE_COLUMNS, ModelStageActor, analyze_batch
 from pipelines.curation.stages import input_video_id as _input_video_id
@@ -202,11 +203,6 @@ def videos_per_task(setting: int, videos: int, slots: float) -> int:
 
 def _raise_model_load_error(e: BaseException) -> None:
     """A model that cannot load fails inside an actor; say so in one line."""
-    try:
-        from curate.errors import ModelLoadError
-    except ImportError:  # model stages not installed in this build
-        return
-
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
@@ -260,9 +256,7 @@ def run(args) -> int:
         num_cpus=args.num_cpus,
         num_gpus=args.num_gpus,
     )
-    previous = read_run_json(out).get("runs", [])
     this_run = {
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "wall_s": round(time.time() - started, 3),
         "inputs": args.inputs,
         "stages": stages,
@@ -278,9 +272,7 @@ def run(args) -> int:
         "shards_written": stats.shards,
     }
     total = totals(out)
-    write_run_json(
-        out, {"command": "curate", "config": to_dict(cfg), **total, "runs": [*previous, this_run]}
-    )
+    record_run(out, started, this_run, command="curate", config=to_dict(cfg), **total)
     print(
         f"lvd curate: {stats.videos} videos ({stats.videos_ok} ok, "
         f"{stats.videos - stats.videos_ok} errors), {stats.clips} clips this run; "
