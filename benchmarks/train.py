@@ -31,8 +31,8 @@ import torch
 
 def make_data(folder: Path) -> Path:
     """The demo corpus (coloured shapes) as a curated folder, one clip per video."""
+    from curate.container import probe
     from curate.ids import clip_id, video_id
-    from curate.video import probe
     from pipelines.common.shards import CLIP_SCHEMA, VIDEO_SCHEMA, write_shard
     from pipelines.demo.corpus import make_corpus
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from curate.config import CurateConfig, DecodeConfig
+from curate.container import VideoInfo
 from curate.frame_rate import known_fps
 from curate.keyframes import KeyframePicker
 from curate.motion import MotionSampler
 from curate.shots import Boundary, Segment, ShotTracker, clip_spans
-from curate.video import DecodeOptions, VideoInfo, VideoReader
+from curate.video import DecodeOptions, VideoReader
 
 CLIP_KEYS = (
     "start_frame",

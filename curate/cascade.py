@@ -12,7 +12,7 @@ sampled at its own stride, so the cascade costs a small fraction of decoding:
 - ContentDetector at about `content_fps` and at `coarse_fps`, with lowered thresholds:
   proposes gradual transitions around the sample pair it flags.
 
-Proposals are only proposals: curate.transitions verifies each one on the per-frame
+Proposals are only proposals: the transition checks verify each one on the per-frame
 signals and finds its exact frames. Detectors run with min_scene_len=0 so none is
 suppressed before verification.
 """
@@ -76,6 +76,10 @@ class DetectorCascade:
         ]
         self.fps = fps
         self._strides = sorted({lv.stride for lv in self.levels})
+        # How far behind the newest frame a proposal can land: a detector reports a
+        # change `event_buffer_length` samples after it (PySceneDetect's own figure),
+        # and the change lies within a stride before the flagged sample.
+        self.reach = max((lv.detector.event_buffer_length + 1) * lv.stride for lv in self.levels)
 
     def wants(self, index: int) -> bool:
         return any(index % s == 0 for s in self._strides)

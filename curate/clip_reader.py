@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import av
 import numpy as np
 
-from curate.video import VideoError, _one_line, _open, _rotate, _video_stream
+from curate.container import VideoError, one_line, open_container, rotate, video_stream
 
 
 def read_frames_at(
@@ -33,9 +33,9 @@ def read_frames_at(
         raise ValueError("times_s is empty")
     if any(b < a for a, b in itertools.pairwise(times_s)):
         raise ValueError("times_s must be increasing")
-    container = _open(path, timeout_s)
+    container = open_container(path, timeout_s)
     try:
-        stream = _video_stream(container)
+        stream = video_stream(container)
         stream.codec_context.thread_type = "AUTO"
         sar = float(stream.sample_aspect_ratio) if stream.sample_aspect_ratio else 1.0
         start = stream.start_time * stream.time_base if stream.start_time is not None else 0
@@ -58,7 +58,7 @@ def read_frames_at(
                 prev = _rgb(frame, sar, short_side)
         except av.error.FFmpegError as e:
             if prev is None:
-                raise VideoError("undecodable", _one_line(e)) from e
+                raise VideoError("undecodable", one_line(e)) from e
         if prev is None:
             raise VideoError("undecodable", "no frame in the requested span")
         while len(out) < len(times_s):
@@ -76,4 +76,4 @@ def _rgb(frame: av.VideoFrame, sar: float, short_side: int | None) -> np.ndarray
         s = short_side / min(w, h)
         w, h = max(2, round(w * s)), max(2, round(h * s))
     img = frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
-    return _rotate(img, rotation)
+    return rotate(img, rotation)

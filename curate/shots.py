@@ -7,15 +7,20 @@ thumbnail (curate.signals) and, at the cascade's strides, feeds PySceneDetect de
 have enough signal after them:
 
 1. cuts: each PySceneDetect proposal is pinned to the frame of largest change in the
-   sampled interval and kept if curate.transitions says it is a cut (not a flash);
+   sampled interval and kept if the cut check says it is a cut (not a flash);
 2. dark: black, uniform and dipped frames, merged into runs;
 3. fades next to dark runs and running into cuts;
 4. dissolves: histogram-lag peaks and the coarse detectors' proposals not explained by
-   the above, clustered, strongest first, verified by curate.transitions.
+   the above, clustered, strongest first, verified by the dissolve check.
 
-Stage 4 looks further back than 1-3, so it runs `fade_max_s + dissolve_window_s` behind
-them; a frame is final once no pending decision can reach it (about 9 s behind the
-newest frame with the defaults). Thumbnails and histograms are held only for that span.
+Each check is a small class (curate/cut_check.py, fade_check.py, dissolve_check.py) that
+holds its settings and says how far from the place it decides about it reads and its
+answer can land (`reach`); the tracker's lookahead is derived from those reaches, never
+from a margin of its own. Stages 1-3 run `ahead` frames behind the newest frame, stage 4
+runs `behind` frames behind them (a fade found later may still reach back into its
+windows), and a frame is final once no pending decision can land on it (about 10 s
+behind the newest frame with the defaults). Thumbnails and histograms are held only for
+that span.
 
 `clip_spans` turns a segment into clips: dropped below min_clip_s, cut into equal parts
 of at most max_clip_s.
@@ -31,16 +36,11 @@ from scenedetect import FrameTimecode
 
 from curate.cascade import DetectorCascade, thumb_bgr
 from curate.config import ShotConfig
+from curate.cut_check import CutCheck
+from curate.dissolve_check import DissolveCheck
+from curate.fade_check import DarkCheck, FadeCheck
 from curate.frame_rate import known_fps
 from curate.signals import FrameSignals
-from curate.transitions import (
-    dark_frames,
-    dissolve_extent,
-    fade_extent,
-    fades_at_cut,
-    is_flash,
-    spike_frames,
-)
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ class Segment:
 
 # Analysis windows are sized in frames at the video's rate, up to this one.
 MAX_ANALYSIS_FPS = 240.0
+# A gradual candidate this close to a boundary already found is that boundary's edge.
+NEAR_BOUNDARY = 2
 
 
 class ShotTracker:
@@ -77,18 +79,26 @@ class ShotTracker:
         self.fps = min(known_fps(fps), MAX_ANALYSIS_FPS)
         self.cfg = cfg
         f = self.fps
-        self.fade_frames = max(3, round(cfg.fade_max_s * f))
-        self.window = max(4, round(cfg.dissolve_window_s * f))
+        self.cut = CutCheck(f, cfg)
+        self.dark = DarkCheck(f, cfg)
+        self.fade = FadeCheck(f, cfg)
+        self.dissolve = DissolveCheck(f, cfg)
+        self.cascade = DetectorCascade(f, cfg)
         lags = {max(1, round(s * f)): s for s in sorted(cfg.hist_lags_s, reverse=True)}
         self.lags = tuple(sorted(lags))
         self._lag_seconds = tuple(lags[k] for k in self.lags)
-        # Stages 1-3 decide about frame t once fade_frames frames follow it; stage 4
-        # decides about t once stages 1-3 are done for its whole window.
-        self.ahead = self.fade_frames + 2
-        self.behind = self.window + self.fade_frames
-        history = self.ahead + self.behind + self.window + 2 * max(self.lags) + block + 8
+        # The lookahead comes from the checks' reaches (frames from the place decided
+        # about to the farthest frame a check reads or an answer lands on):
+        # - stages 1-3 decide about frame t once every frame they read after t is in,
+        #   and once the cascade can no longer propose a cut before t;
+        # - stage 4 decides about candidate c once stages 1-3 are done for its window and
+        #   have searched a fade's length beyond it. A fade found later may still reach
+        #   back into that window; it is not awaited (the dissolve check was tuned on
+        #   what stages 1-3 know by then), but the segments wait for it (`_advance`).
+        self.ahead = max(self.cut.reach, self.dark.reach, self.fade.reach, self.cascade.reach)
+        self.behind = self.dissolve.half + self.fade.limit
+        history = self.ahead + self.behind + self.dissolve.reach + 2 * max(self.lags) + block
         self.signals = FrameSignals(cfg.thumb_short_side, self.lags, history, cfg.black_luma, block)
-        self.cascade = DetectorCascade(self.fps, cfg)
         self.boundaries: list[Boundary] = []  # found, not yet turned into segments
         self.found: list[Boundary] = []  # every boundary found (a few per shot)
         self._p = 0  # stages 1-3 done for anchors < _p
@@ -123,6 +133,14 @@ class ShotTracker:
         return self._advance(final=True)
 
     @property
+    def latency(self) -> int:
+        """Frames between the newest frame and the last final one, at most (decisions
+        are taken once a block of frames is in)."""
+        trim = max(self.cfg.trim_frames, self.cfg.cut_trim_frames)
+        pending = self.ahead + max(self.fade.reach, self.behind + self.dissolve.reach)
+        return pending + trim + self.signals.block
+
+    @property
     def open_start(self) -> int:
         """First frame of the segment still open: nothing before it is needed any more."""
         return self._seg_start
@@ -155,16 +173,16 @@ class ShotTracker:
         if final:
             settled = n
         else:
-            # How far back a decision still pending may reach: a fade found next to a
-            # future dark run or cut, or a dissolve around a future candidate.
-            settled = min(
-                p1 - math.ceil(1.1 * self.fade_frames) - 2,
-                d1 - math.ceil(1.15 * self.window) - 2,
-            ) - max(self.cfg.trim_frames, self.cfg.cut_trim_frames)
+            # The lowest frame a decision still pending may land on: a fade reaching back
+            # from a later cut or dark run, a black run still open, or a dissolve around
+            # a later candidate; then trimmed.
+            lowest = min(p1 - self.fade.reach, d1 - self.dissolve.reach)
+            if self._dark_start is not None:
+                lowest = min(lowest, self._dark_start)
+            settled = lowest - max(self.cfg.trim_frames, self.cfg.cut_trim_frames)
         return self._segments(max(0, settled), n, final)
 
     def _cuts_stage(self, diff, std, a: int, b: int) -> None:
-        cfg = self.cfg
         dark = self.signals.scores["dark"].values
         self._cuts = [c for c in self._cuts if c >= a]  # older ones are settled
         for lv in self.cascade.levels:
@@ -180,12 +198,7 @@ class ShotTracker:
             self._cut_candidates.discard(c)
             if c < max(a, 1) or c in self._cuts:
                 continue
-            blank = (dark[c] > 0 or std[c] < cfg.flat_std) and (
-                dark[c - 1] > 0 or std[c - 1] < cfg.flat_std
-            )
-            if blank or not spike_frames(diff, c, c + 1, self.fps, cfg):
-                continue
-            if is_flash(self.signals, c, self.fps, cfg):
+            if not self.cut.check(self.signals, diff, std, dark, c).found:
                 continue
             self._cuts.append(c)
             self._add(Boundary(c, c, "cut"))
@@ -201,12 +214,12 @@ class ShotTracker:
     def _dark_stage(self, e, std, a: int, b: int, n: int, final: bool) -> None:
         cfg = self.cfg
         dark = self.signals.scores["dark"].values
-        flags = dark_frames(dark, std, e, a, b, self.fps, cfg)
+        flags = self.dark.flags(dark, std, e, a, b)
         for t, is_dark in zip(range(a, b), flags, strict=True):
             if is_dark and self._dark_start is None:
                 self._dark_start = t
                 if t > 0:
-                    far = fade_extent(e, t - 1, -1, self.fade_frames, cfg)
+                    far = self.fade.extent(e, t - 1, -1)
                     if far is not None:
                         self._add(Boundary(far, t, "fade"))
             elif not is_dark and self._dark_start is not None:
@@ -214,7 +227,7 @@ class ShotTracker:
         if final and self._dark_start is not None:
             self._close_dark(e, b)
         for c in [c for c in self._cuts if a <= c < b]:
-            for s, t in fades_at_cut(e, c, self.fade_frames, cfg):
+            for s, t in self.fade.at_cut(e, c):
                 beside = c - 1 if t == c else c  # the fade's frame next to the cut
                 if not (dark[beside] > 0 or std[beside] < cfg.flat_std):  # black: a run
                     self._add(Boundary(s, t, "fade"))
@@ -223,7 +236,7 @@ class ShotTracker:
         self._add(Boundary(self._dark_start, t, "black"))
         self._dark_start = None
         if t < len(e):
-            far = fade_extent(e, t, 1, self.fade_frames, self.cfg)
+            far = self.fade.extent(e, t, 1)
             if far is not None:
                 self._add(Boundary(t, far + 1, "fade"))
 
@@ -254,7 +267,10 @@ class ShotTracker:
                 continue
             tried.append(c)
             known = self.boundaries + self._recent
-            if not self._histogram_change(c) or any(x.start - 2 <= c < x.end + 2 for x in known):
+            gap = NEAR_BOUNDARY
+            if not self._histogram_change(c) or any(
+                x.start - gap <= c < x.end + gap for x in known
+            ):
                 continue
             before = max((x for x in known if x.end <= c), key=lambda x: x.end, default=None)
             after = min((x for x in known if x.start > c), key=lambda x: x.start, default=None)
@@ -263,11 +279,9 @@ class ShotTracker:
             # Next to another gradual transition this one may follow on without a pause.
             open_lo = before is not None and before.end == lo and before.kind != "cut"
             open_hi = after is not None and after.start - 1 == hi and after.kind != "cut"
-            found = dissolve_extent(
-                sig, diff, std, c, lo, hi, self.fps, self.cfg, open_lo=open_lo, open_hi=open_hi
-            )
-            if isinstance(found, tuple):
-                self._add(Boundary(found[0], found[1], "dissolve"))
+            found = self.dissolve.check(sig, diff, std, c, lo, hi, open_lo, open_hi)
+            if found.found:
+                self._add(Boundary(found.start, found.end, "dissolve"))
 
     def _add(self, b: Boundary) -> None:
         b = Boundary(max(0, b.start), max(b.start, b.end), b.kind)

@@ -9,7 +9,8 @@ import pytest
 import curate.analyze
 from curate.analyze import CLIP_KEYS, analyze_video
 from curate.config import CurateConfig
-from curate.video import VideoError
+from curate.container import VideoError
+from curate.shots import ShotTracker
 from tests import synth
 from tests.synth import Shot
 
@@ -92,6 +93,8 @@ def test_memory_stays_bounded_on_a_long_take(tmp_path, monkeypatch):
     result = analyze_video(path, CurateConfig())
     assert len(result.clips) >= 12  # split into clips of at most 10 s
     assert max(c["end_s"] - c["start_s"] for c in result.clips) <= 10.0 + 1e-6
-    # about (2 x max_clip_s + lookahead) at 2 fps, whatever the length
-    assert max(held) <= 2 * (2 * 10 + 12)
+    # about (2 x max_clip_s + the shot tracker's latency) at 2 fps, whatever the length
+    latency_s = ShotTracker(24.0, CurateConfig().shots).latency / 24.0
+    assert latency_s < 16
+    assert max(held) <= 2 * (2 * 10 + latency_s) + 1
     assert not math.isnan(result.clips[0]["motion_score"])

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from curate.clip_reader import read_frames_at
-from curate.video import probe
+from curate.container import probe
 from model.checkpoint import load_model
 from pipelines.cli import main
 from pipelines.generation.command import load_frame

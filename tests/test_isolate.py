@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from curate.video import VideoError
+from curate.container import VideoError
 from pipelines.curation.isolate import ChildCrashed, ChildTimeout, IsolatedRunner
 
 

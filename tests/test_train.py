@@ -17,8 +17,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from curate.container import probe
 from curate.encode import write_video
-from curate.video import probe
 from model.checkpoint import load_model
 from pipelines.cli import main
 from pipelines.demo.corpus import caption, shot_frames

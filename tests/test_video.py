@@ -7,7 +7,8 @@ import av
 import numpy as np
 import pytest
 
-from curate.video import DecodeOptions, VideoError, VideoReader, probe
+from curate.container import VideoError, probe
+from curate.video import DecodeOptions, VideoReader
 from tests import synth
 
 

@@ -52,7 +52,7 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
 def analyze_one(path: str, caption: str | None, cfg: CurateConfig, motion: bool) -> pa.Table:
     """One video -> its video row and clip rows. Never raises for a bad video."""
     from curate.analyze import analyze_video
-    from curate.video import VideoError
+    from curate.container import VideoError
 
     vid = input_video_id(path)
     video: dict[str, Any] = {

@@ -28,8 +28,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from curate.clip_reader import read_frames_at
+from curate.container import VideoError
 from curate.filtering import Rule
-from curate.video import VideoError
 from pipelines.common.errors import UsageError
 from pipelines.selection.rules import apply_rules
 

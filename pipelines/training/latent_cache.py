@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from curate.video import VideoError
+from curate.container import VideoError
 from model.config import TextEncoderConfig
 from model.precision import autocast
 from pipelines.common.errors import UsageError
