@@ -13,7 +13,9 @@ import os
 import sys
 
 from model.config_dict import ConfigError
-from pipelines.common.errors import UsageError
+from pipelines.common.console import quiet_console
+from pipelines.common.errors import CommandFailed, UsageError
+from pipelines.common.out_dir import prepare_out
 
 COMMANDS = {
     # name: (module that holds `run(args)`, one-line help)
@@ -58,6 +60,12 @@ def _add_config_args(p: argparse.ArgumentParser, presets: str) -> None:
     p.add_argument("--help-config", action="store_true", help="list every config key and exit")
 
 
+def _add_verbose_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--verbose", action="store_true", help="show Ray's own messages (default: OUT/logs/)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lvd", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"lvd {_version()}")
@@ -80,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-cpus", type=int, help="CPUs for the local Ray")
     p.add_argument("--num-gpus", type=int, help="GPUs for the local Ray")
     p.add_argument("--limit", type=int, help="process at most this many new videos")
+    _add_verbose_arg(p)
     _add_config_args(p, "default, tiny")
 
     p = sub.add_parser("filter", help=COMMANDS["filter"][1], description=COMMANDS["filter"][1])
@@ -120,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this many steps, with a checkpoint (continue later with --resume)",
     )
     p.add_argument("--ray-address", help="Ray cluster for --cache-latents (default: local)")
+    _add_verbose_arg(p)
     _add_config_args(p, "tiny, small (default), base, large, xl")
 
     p = sub.add_parser(
@@ -181,10 +191,17 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             if args.out is None:  # optional only so that --help-config needs none
                 raise UsageError("the following argument is required: --out")
-        return int(module.run(args) or 0)
+        if not hasattr(args, "verbose"):
+            return int(module.run(args) or 0)
+        out = prepare_out(args.out)
+        with quiet_console(out / "logs", args.verbose):
+            return int(module.run(args) or 0)
     except (UsageError, ConfigError) as e:
         print(f"lvd {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except CommandFailed as e:
+        print(f"lvd {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"lvd {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from pipelines.common import console
+
 # Passed to every worker, local or remote: model stages must not draw their own
 # progress bars into lvd's, and offline/cache settings must hold on every node.
 _WORKER_ENV = {
@@ -31,7 +33,7 @@ def start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None):
     kwargs = dict(
         include_dashboard=False,
         logging_level=logging.ERROR,
-        log_to_driver=True,
+        log_to_driver=not console.is_quiet(),  # quiet: workers' output stays in their logs
         runtime_env={"env_vars": env},
     )
     if address:
@@ -49,4 +51,8 @@ def start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None):
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # lvd draws one bar of its own: videos and clips
     ctx.print_on_execution_start = False
+    # A stage's own exception (a model that cannot load) reaches the driver as itself,
+    # so it can be told in one line, not wrapped in UserCodeException.
+    ctx.raise_original_map_exception = True
+    console.route_ray_loggers()  # after ray.data's import, which configures its loggers
     return ray

@@ -16,6 +16,7 @@ import dataclasses
 import math
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,11 @@ import pyarrow.compute as pc
 
 from curate.config import PRESETS, CurateConfig
 from curate.errors import ModelLoadError
+from curate.preflight import check_models
 from pipelines.common import shards
 from pipelines.common.config_loader import build, to_dict
-from pipelines.common.errors import UsageError
+from pipelines.common.console import copy_worker_logs
+from pipelines.common.errors import CommandFailed, UsageError
 from pipelines.common.run_json import record_run
 from pipelines.curation.inputs import InputItem, list_inputs
 from pipelines.curation.stages import FLOW_SCHEMA, STAGE_COLUMNS, ModelStageActor, analyze_batch
@@ -184,10 +187,10 @@ def curate_videos(
             bar.set_postfix(clips=s.clips, errors=s.videos - s.videos_ok, refresh=False)
     except Exception as e:
         assembler.flush()  # whole videos already done are kept
-        _raise_model_load_error(e)
-        raise
+        raise _worker_failure(e, out / "logs") from None
     finally:
         bar.close()
+        copy_worker_logs(out / "logs")
     assembler.flush()
     return assembler.stats
 
@@ -201,15 +204,20 @@ def videos_per_task(setting: int, videos: int, slots: float) -> int:
     return 4 if videos >= 4 * 4 * slots else 2
 
 
-def _raise_model_load_error(e: BaseException) -> None:
-    """A model that cannot load fails inside an actor; say so in one line."""
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, ModelLoadError):
-            raise UsageError(str(e)) from None
-        cause = getattr(e, "cause", None)
-        e = cause if isinstance(cause, BaseException) else (e.__cause__ or e.__context__)
+def _worker_failure(e: BaseException, logs: Path) -> Exception:
+    """One line for a failure inside the pipeline, with the full traceback in logs/."""
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / "error.log").write_text("".join(traceback.format_exception(e)))
+    copy_worker_logs(logs)
+    # Ray's errors carry the worker's exception as `cause`, their text the traceback.
+    while isinstance(getattr(e, "cause", None), BaseException):
+        e = e.cause
+    text = str(e).strip()  # Ray Data appends its own lines to the message
+    first = text.splitlines()[0] if text else type(e).__name__
+    if isinstance(e, ModelLoadError):
+        return UsageError(f"{first} (full log: {logs})")
+    first = first[:200]
+    return CommandFailed(f"a Ray worker failed: {first} (full log: {logs / 'error.log'})")
 
 
 def totals(out: Path) -> dict[str, Any]:
@@ -234,8 +242,12 @@ CONFIG = CurateConfig  # `lvd curate --help-config` lists its keys (see cli.main
 def run(args) -> int:
     cfg = build(PRESETS, args.preset, args.config, args.overrides)
     stages = parse_stages(args.stages)
-    inputs = list_inputs(args.inputs)
     out = Path(args.out)
+    try:
+        models = check_models(cfg, stages)  # seconds: before any video is decoded
+    except ModelLoadError as e:
+        raise UsageError(str(e)) from None
+    inputs = list_inputs(args.inputs)
     started = time.time()
     recorded = shards.prepare(out)
     todo = [it for it in inputs.items if _input_video_id(it.path) not in recorded]
@@ -272,6 +284,7 @@ def run(args) -> int:
         "shards_written": stats.shards,
     }
     total = totals(out)
+    this_run["models"] = models
     record_run(out, started, this_run, command="curate", config=to_dict(cfg), **total)
     print(
         f"lvd curate: {stats.videos} videos ({stats.videos_ok} ok, "

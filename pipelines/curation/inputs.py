@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from curate.config import VIDEO_EXTENSIONS
 from pipelines.common.errors import UsageError
+from pipelines.common.uris import check_uri, is_uri
 
 LIST_SUFFIXES = (".txt", ".csv", ".parquet")
 PATH_COLUMNS = ("path", "video_path", "url", "video")
@@ -36,10 +37,6 @@ class InputList:
     skipped_non_video: int = 0  # files in folders that are not videos (by extension)
 
 
-def is_uri(path: str) -> bool:
-    return "://" in path
-
-
 def list_inputs(args: list[str]) -> InputList:
     """Expand INPUT arguments in order; duplicates (same path) are kept once."""
     if not args:
@@ -47,7 +44,7 @@ def list_inputs(args: list[str]) -> InputList:
     out = InputList()
     for arg in args:
         if is_uri(arg):
-            out.items.append(InputItem(arg))
+            out.items.append(InputItem(check_uri(arg, "INPUT")))
         elif os.path.isdir(arg):
             _add_folder(Path(arg), out)
         elif os.path.isfile(arg) and Path(arg).suffix.lower() in LIST_SUFFIXES:

@@ -135,10 +135,20 @@ class ModelStageActor:
 
     def __init__(self, name: str, cfg: CurateConfig):
         self.name = name
-        self.stage = _load_stage(name, cfg)
         self.inputs, self.outputs = STAGE_COLUMNS[name]
+        # A model that cannot load will not load on a retry either: keep the error and
+        # raise it from the first batch, where it fails the run once. Raised here, Ray
+        # would restart the actor without end.
+        self.stage, self.load_error = None, None
+        try:
+            self.stage = _load_stage(name, cfg)
+        except Exception as e:
+            logging.getLogger("lvd.curate").exception("%s stage failed to load", name)
+            self.load_error = e
 
     def __call__(self, table: pa.Table) -> pa.Table:
+        if self.load_error is not None:
+            raise self.load_error
         is_clip = pc.equal(table["row_kind"], "clip")
         clips = table.filter(is_clip)
         if clips.num_rows == 0:

@@ -17,9 +17,11 @@ from pathlib import Path
 from pipelines.common.config_loader import build, from_dict, to_dict
 from pipelines.common.errors import UsageError
 from pipelines.common.run_json import record_run
+from pipelines.selection.rules import parse_rules
 from pipelines.training import checkpoints as ckpt
 from pipelines.training import distributed as ddp
 from pipelines.training.config import PRESETS, TrainConfig
+from pipelines.training.data import load_clips
 from pipelines.training.metrics import MetricsLog
 from pipelines.training.steps import TrainingStopped
 from pipelines.training.trainer import Trainer
@@ -30,8 +32,9 @@ CONFIG = TrainConfig  # `lvd train --help-config` lists its keys (see cli.main)
 RESUMABLE_KEYS = (
     "num_workers", "log_every", "checkpoint_every", "keep_checkpoints", "sample_every",
     "sample_prompts", "sample_steps", "text_cache_size", "device", "sharding",
-    "cache_batch_size", "model.text_encoder.model",
+    "cache_batch_size", "model.text_encoder.model", "allow_uncaptioned",
 )  # fmt: skip
+UNCAPTIONED_MAX = 0.5  # a DiT stage whose clips lack captions more often stops
 
 
 def run(args) -> int:
@@ -53,6 +56,7 @@ def run(args) -> int:
         raise UsageError("--data is required: a curated or filtered run folder")
     if not (data / "clips").is_dir():
         raise UsageError(f"{data} is not a curated run folder (no clips/ inside)")
+    counts = check_stage_data(cfg, data)
     d = ddp.init_distributed(cfg.device)
     started = time.time()
 
@@ -77,6 +81,12 @@ def run(args) -> int:
         if d.is_main:
             for line in skipped:
                 print(f"lvd train: skipping damaged checkpoint {line}", file=sys.stderr)
+            for name, (kept, uncaptioned) in counts.items():
+                print(
+                    f"lvd train: {name}: {kept} clips after its rules, {uncaptioned} of them "
+                    "without a caption",
+                    file=sys.stderr,
+                )
             ckpt.set_aside(out, resume_from)
             MetricsLog(out / "metrics.jsonl", d).trim(saved["state"]["global_step"] if saved else 0)
             record("running")
@@ -107,6 +117,30 @@ def run(args) -> int:
 
             stop_ray()
         ddp.shutdown(d)
+
+
+def check_stage_data(cfg: TrainConfig, data: Path) -> dict[str, tuple[int, int]]:
+    """(clips kept by its rules, clips among them without a caption) per stage, checked
+    before any work: a stage with no clip, or a DiT stage whose clips mostly lack a
+    caption (a text-to-video model would learn nothing of text), stops the run."""
+    counts = {}
+    for name, stage in cfg.stages():
+        clips = load_clips(data, parse_rules(stage.rules))
+        uncaptioned = sum(1 for c in clips if not c.caption.strip())
+        counts[name] = (len(clips), uncaptioned)
+        if not clips:
+            raise UsageError(f"{name}: no clip in {data} passes {name}.rules {stage.rules}")
+        if (
+            name != "vae"
+            and uncaptioned > UNCAPTIONED_MAX * len(clips)
+            and not cfg.allow_uncaptioned
+        ):
+            raise UsageError(
+                f"{name}: {uncaptioned} of its {len(clips)} clips have no caption (curated "
+                "without the caption stage?): caption them, or set allow_uncaptioned=true "
+                "to train without text"
+            )
+    return counts
 
 
 def resolve_config(args, saved: dict | None) -> TrainConfig:

@@ -97,6 +97,9 @@ class TrainConfig:
     """With several processes: 'ddp' replicates the model, 'fsdp' shards weights, gradients
     and optimizer state (FSDP2); 'auto' picks fsdp when the DiT's training state would
     take more than 40% of one GPU's memory."""
+    allow_uncaptioned: bool = False
+    """Train a DiT stage even when most of its clips have no caption (unconditional
+    training meant); otherwise that stops the run at start-up."""
     cache_latents: bool = False
     """Precompute each stage's samples (pixels for vae; VAE latents and T5 embeddings for
     the DiT stages) into RUN/cache/<stage> with a Ray Data job, then train from them."""
