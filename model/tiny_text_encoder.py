@@ -85,6 +85,12 @@ def build_tiny_t5(folder: Path) -> None:
         torch.manual_seed(0)
         config = T5Config(vocab_size=len(tokenizer), d_model=DIM, d_kv=16, num_heads=4,
                           d_ff=128, num_layers=2)
+        from transformers.utils import logging as hf_logging
+
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # no "Writing model shards" bar for a tiny model
         T5EncoderModel(config).save_pretrained(str(folder))
     finally:
         torch.random.set_rng_state(state)
+        if bars:
+            hf_logging.enable_progress_bar()

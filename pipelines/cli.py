@@ -108,6 +108,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COSINE",
         help="drop near-duplicate clips whose clip_embedding cosine >= COSINE",
     )
+    p.add_argument(
+        "--dedup-method",
+        choices=("semantic", "exact"),
+        default="semantic",
+        help="semantic: SemDeDup (k-means, then pairs within clusters; scales to 100M "
+        "clips); exact: every pair (quadratic, for small sets and checks)",
+    )
+    p.add_argument(
+        "--dedup-keep",
+        default="aesthetic_score",
+        metavar="COL",
+        help="which clip of a duplicate group survives: the highest COL (default "
+        "aesthetic_score; ties and missing scores: the earliest), or 'first'",
+    )
+    p.add_argument(
+        "--dedup-clusters",
+        type=int,
+        default=0,
+        metavar="K",
+        help="k-means clusters for semantic dedup (default: one per 1,000 clips)",
+    )
 
     p = sub.add_parser("report", help=COMMANDS["report"][1], description=COMMANDS["report"][1])
     p.add_argument("input", metavar="DIR", help="a curated or filtered run folder")

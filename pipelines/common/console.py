@@ -3,7 +3,7 @@
 Ray writes to the process's stderr from native code (its core worker's log lines) and
 from the processes it starts (raylet, workers), which inherit that file descriptor, so
 filtering Python loggers is not enough. While a command runs quietly, file descriptor 2
-points at OUT/logs/ray.log, and Python's own `sys.stderr` (lvd's lines, the progress
+points at OUT/logs/stderr.log, and Python's own `sys.stderr` (lvd's lines, the progress
 bars, a traceback) keeps the terminal through a duplicate of the original descriptor.
 The workers' logs of a local Ray are copied into OUT/logs/workers/ when it is done.
 """
@@ -18,7 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
-RAY_LOG = "ray.log"
+RAY_LOG = "stderr.log"  # what native code and child processes write to stderr
 _active: logging.Handler | None = None  # the quiet console's log file, while one is on
 
 
@@ -41,7 +41,7 @@ def route_ray_loggers() -> None:
 
 @contextlib.contextmanager
 def quiet_console(log_dir: Path, verbose: bool = False):
-    """Inside: native and child-process stderr go to log_dir/ray.log (unless verbose)."""
+    """Inside: native and child-process stderr go to log_dir/stderr.log (unless verbose)."""
     if verbose:
         yield
         return
@@ -51,9 +51,10 @@ def quiet_console(log_dir: Path, verbose: bool = False):
     with open(log_dir / RAY_LOG, "ab") as log:
         os.dup2(log.fileno(), 2)
     previous = sys.stderr
-    sys.stderr = io.TextIOWrapper(
-        os.fdopen(os.dup(terminal), "wb", buffering=0), write_through=True, errors="replace"
-    )
+    if _writes_to_fd2(previous):  # else it writes elsewhere already (a test's capture)
+        sys.stderr = io.TextIOWrapper(
+            os.fdopen(os.dup(terminal), "wb", buffering=0), write_through=True, errors="replace"
+        )
     global _active
     outer, _active = _active, logging.FileHandler(log_dir / RAY_LOG)
     route_ray_loggers()
@@ -63,11 +64,20 @@ def quiet_console(log_dir: Path, verbose: bool = False):
         sys.stderr.flush()
         os.dup2(terminal, 2)
         os.close(terminal)
+        if sys.stderr is not previous:
+            sys.stderr.close()  # the duplicate descriptor it wrote to
         sys.stderr = previous
         for name in ("ray", "ray.data", "ray.train", "ray.tune"):
             logging.getLogger(name).removeHandler(_active)
         _active.close()
         _active = outer
+
+
+def _writes_to_fd2(stream) -> bool:
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def copy_worker_logs(log_dir: Path) -> Path | None:

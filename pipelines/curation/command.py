@@ -243,11 +243,11 @@ def run(args) -> int:
     cfg = build(PRESETS, args.preset, args.config, args.overrides)
     stages = parse_stages(args.stages)
     out = Path(args.out)
+    inputs = list_inputs(args.inputs)
     try:
         models = check_models(cfg, stages)  # seconds: before any video is decoded
     except ModelLoadError as e:
         raise UsageError(str(e)) from None
-    inputs = list_inputs(args.inputs)
     started = time.time()
     recorded = shards.prepare(out)
     todo = [it for it in inputs.items if _input_video_id(it.path) not in recorded]

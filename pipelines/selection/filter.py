@@ -19,10 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.filtering import keep_mask, near_duplicates, resolve_thresholds
+from curate.filtering import keep_mask, resolve_thresholds
 from pipelines.common import shards
 from pipelines.common.errors import UsageError
 from pipelines.common.run_json import read_run_json, write_run_json
+from pipelines.selection.dedup import find_duplicates, read_embeddings, write_groups
 from pipelines.selection.rules import column_values, rules_from_args
 
 
@@ -44,6 +45,33 @@ def check_columns(files: list[Path], columns: set[str]) -> None:
         )
 
 
+def _dedup(args, files: list[Path], keep: np.ndarray, out: Path) -> dict:
+    """Drop near-duplicates among the rows the rules kept (in place in `keep`); the
+    report's entry. Rows without an embedding are kept and counted."""
+    matrix, valid = read_embeddings(files)
+    rows = np.flatnonzero(keep & valid)
+    priority = None
+    if args.dedup_keep != "first":
+        columns = [args.dedup_keep]
+        check_columns(files, set(columns))
+        table = pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
+        priority = column_values(table, args.dedup_keep)
+    dropped, group, clusters = find_duplicates(
+        matrix, rows, args.dedup, args.dedup_method, priority, args.dedup_clusters
+    )
+    keep[dropped] = False
+    ids = pa.concat_arrays(
+        [pq.read_table(f, columns=["clip_id"])["clip_id"].combine_chunks() for f in files]
+    ) if files else pa.array([], pa.string())  # fmt: skip
+    groups = write_groups(out, pa.chunked_array([ids]), rows, group, dropped)
+    return {
+        "rule": f"dedup cosine>={args.dedup:g}", "op": "dedup", "column": "clip_embedding",
+        "value": args.dedup, "removed": len(dropped), "method": args.dedup_method,
+        "keep": args.dedup_keep, "clusters": clusters, "groups": groups,
+        "null_embeddings": int((keep & ~valid).sum()),
+    }  # fmt: skip
+
+
 def run(args) -> int:
     started = time.time()
     src, out = Path(args.input), Path(args.out)
@@ -59,26 +87,19 @@ def run(args) -> int:
     check_columns(files, needed)
 
     # Pass 1: the rule columns over the whole input, for percentiles and de-duplication.
-    columns = sorted(needed)
+    columns = sorted(needed - {"clip_embedding"})
     tables = [pq.read_table(f, columns=columns) for f in files]
     whole = pa.concat_tables(tables) if tables else pa.table({c: [] for c in columns})
-    values = {c: column_values(whole, c) for c in columns if c != "clip_embedding"}
+    values = {c: column_values(whole, c) for c in columns}
     try:
         thresholds = resolve_thresholds(rules, values)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    keep_all, removed = keep_mask(rules, thresholds, values, whole.num_rows)
-    dedup_removed = 0
+    n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    keep_all, removed = keep_mask(rules, thresholds, values, n_rows)
+    dedup = None
     if args.dedup:
-        emb = whole["clip_embedding"]
-        idx = np.flatnonzero(keep_all)
-        valid = np.array([emb[int(i)].is_valid for i in idx], dtype=bool)
-        rows = idx[valid]
-        if len(rows):
-            matrix = np.stack([np.asarray(emb[int(i)].as_py(), np.float32) for i in rows])
-            dup = ~near_duplicates(matrix, args.dedup)
-            keep_all[rows[dup]] = False
-            dedup_removed = int(dup.sum())
+        dedup = _dedup(args, files, keep_all, out)
     del whole, tables
 
     # Pass 2: stream every shard through the mask.
@@ -108,16 +129,8 @@ def run(args) -> int:
         }
         for r, t, k in zip(rules, thresholds, removed, strict=True)
     ]
-    if args.dedup:
-        report.append(
-            {
-                "rule": f"dedup cosine>={args.dedup:g}",
-                "op": "dedup",
-                "column": "clip_embedding",
-                "value": args.dedup,
-                "removed": dedup_removed,
-            }
-        )
+    if dedup is not None:
+        report.append(dedup)
     write_run_json(
         out,
         {
