@@ -9,19 +9,23 @@ size) dot products.
 
 - k-means (faiss, spherical) is trained on a sample of at most `SAMPLE_PER_CLUSTER`
   rows per centroid, as faiss itself subsamples; every row is then assigned to its
-  `probes` nearest centroids in chunks, so nothing but the embeddings as given (float16
-  from the shards) and a few per-row arrays is held whole. Joining two clusters, a pair
-  that lies near the boundary between them is still compared: with one (SemDeDup's
-  hard assignment) 4-8% of planted duplicates in random backgrounds were missed, with
-  two none (benchmarks/filter.py).
-- Within a cluster the rows are ordered by the keep rule (highest `priority`, ties and
-  no priority: the earliest row) and de-duplicated greedily, exactly as
-  `curate.filtering.near_duplicates` does: a row is dropped when it is within `cosine`
-  of a kept row before it. A duplicate group is a kept row and the rows dropped for it.
+  nearest centroids in chunks, so nothing but the embeddings as given (float16 from the
+  shards) and a few per-row arrays is held whole.
+- A row belongs to its nearest cluster and is compared with the members of its
+  `probes` nearest clusters (an inverted file searched with nprobe, as faiss's IVF
+  does), so a pair that lies near the boundary between two clusters is still found.
+  SemDeDup's hard assignment (probes=1) missed 4-8% of planted duplicates in random
+  backgrounds; the recall at each setting is in benchmarks/README.md.
+- The close pairs found are then de-duplicated by exact greedy in the keep rule's
+  order (highest `priority`, ties and no priority: the earliest row), exactly as
+  `curate.filtering.near_duplicates` does over all pairs: a row is dropped when it is
+  within `cosine` of a kept row before it. A duplicate group is a kept row and the rows
+  dropped for it.
 
-How it can differ from exact greedy over the whole set: a pair split across two
-clusters is never compared (both rows are kept), and inside a cluster the order is the
-keep rule's, not the input's. Rows without an embedding are not compared at all: the
+How it can differ from exact greedy over the whole set: a close pair whose rows are in
+none of each other's probed clusters is never compared (both rows are kept, and a row
+the missed pair would have dropped may then drop others); with a priority the order is
+the keep rule's, not the input's. Rows without an embedding are not compared at all: the
 caller decides whether they are kept (`lvd filter` keeps them and counts them).
 benchmarks/filter.py measures recall on planted duplicate groups and agreement with
 exact greedy on a subset.
@@ -52,7 +56,7 @@ def semantic_dedup(
     cosine: float,
     priority: np.ndarray | None = None,
     clusters: int = 0,
-    probes: int = 2,
+    probes: int = 4,
     seed: int = 0,
     iterations: int = 20,
 ) -> Dedup:
@@ -60,8 +64,9 @@ def semantic_dedup(
 
     priority: (N,) higher is kept first within a group (NaN lowest); None: the earliest.
     clusters: k-means centroids; 0 picks N / ROWS_PER_CLUSTER (at least 1).
-    probes: each row joins its this many nearest clusters, so a pair near a boundary
-    between two clusters is still compared (1 is SemDeDup's own hard assignment).
+    probes: each row is compared with the members of its this many nearest clusters, so
+    a pair near a boundary between two clusters is still compared (1 is SemDeDup's own
+    hard assignment).
     """
     import faiss
 
@@ -82,47 +87,62 @@ def semantic_dedup(
     )  # fmt: skip
     kmeans.train(_unit(embeddings, sample, norms))
     probes = max(1, min(probes, k))
-    label = np.empty((n, probes), np.int64)
+    nearest = np.empty((n, probes), np.int64)
     for start in range(0, n, CHUNK):
         rows = np.arange(start, min(n, start + CHUNK))
-        _, label[rows] = kmeans.index.search(_unit(embeddings, rows, norms), probes)
-    row = np.repeat(np.arange(n), probes)
-    label = label.reshape(-1)
-    order = np.lexsort((_rank(n, priority)[row], label))  # by cluster, then keep rule
-    bounds = np.flatnonzero(np.diff(label[order])) + 1
-    for members in np.split(row[order], bounds):
-        if len(members) > 1:
-            _greedy(embeddings, members, norms, cosine, keep, group)
-    # a row dropped for one that a later cluster dropped in turn belongs to that one's group
-    while True:
-        parent = group[group]
-        moved = (group >= 0) & ~keep[np.maximum(group, 0)] & (parent != group)
-        if not moved.any():
-            break
-        group[moved] = parent[moved]
+        _, nearest[rows] = kmeans.index.search(_unit(embeddings, rows, norms), probes)
+    pairs = _close_pairs(embeddings, norms, nearest, cosine)
+    _greedy(pairs, _rank(n, priority), keep, group)
     return Dedup(keep, group, k)
 
 
-def _greedy(embeddings, members, norms, cosine, keep, group) -> None:
-    """Greedy de-duplication of one cluster, its members in keep-rule order. Rows are
-    compared a block at a time, so a large cluster needs at most SIMS_BYTES at once."""
-    e = _unit(embeddings, members, norms)
-    m = len(members)
-    dup = ~keep[members]  # dropped in another cluster: it drops nothing here
-    step = max(1, SIMS_BYTES // (4 * m))
-    for start in range(0, m, step):
-        close = e[start : start + step] @ e.T >= cosine  # (rows, m)
-        # only rows with a later neighbour can drop anything
-        for r in np.flatnonzero(np.triu(close, start + 1).any(axis=1)):
-            i = start + r
-            if dup[i]:
-                continue  # a dropped row drops nothing
-            later = np.flatnonzero(close[r, i + 1 :] & ~dup[i + 1 :]) + i + 1
-            if len(later):
-                dup[later] = True
-                keep[members[later]] = False
-                group[members[later]] = members[i]
-                group[members[i]] = members[i]
+def _close_pairs(embeddings, norms, nearest: np.ndarray, cosine: float) -> np.ndarray:
+    """(P, 2) pairs of rows at `cosine` or closer, each pair once. A row belongs to its
+    nearest cluster and is compared with the members of its `probes` nearest ones."""
+    label = nearest[:, 0]
+    order = np.argsort(label, kind="stable")
+    starts = np.searchsorted(label[order], np.arange(nearest.max() + 2))
+    probe_row = np.repeat(np.arange(len(nearest)), nearest.shape[1])
+    probe_cluster = nearest.reshape(-1)
+    by_cluster = np.argsort(probe_cluster, kind="stable")
+    probe_starts = np.searchsorted(probe_cluster[by_cluster], np.arange(nearest.max() + 2))
+    found = []
+    for c in range(len(starts) - 1):
+        members = order[starts[c] : starts[c + 1]]
+        queries = probe_row[by_cluster[probe_starts[c] : probe_starts[c + 1]]]
+        if len(members) == 0 or len(queries) == 0:
+            continue
+        targets = _unit(embeddings, members, norms)
+        step = max(1, SIMS_BYTES // (4 * len(members)))
+        for q in range(0, len(queries), step):
+            rows = queries[q : q + step]
+            qi, ti = np.nonzero(_unit(embeddings, rows, norms) @ targets.T >= cosine)
+            a, b = rows[qi], members[ti]
+            found.append(np.stack([np.minimum(a, b), np.maximum(a, b)], 1)[a != b])
+    if not found:
+        return np.zeros((0, 2), np.int64)
+    return np.unique(np.concatenate(found), axis=0)  # a pair met in two clusters once
+
+
+def _greedy(pairs: np.ndarray, rank: np.ndarray, keep: np.ndarray, group: np.ndarray) -> None:
+    """Exact greedy de-duplication over the close pairs: rows in keep-rule order, a row
+    not dropped yet keeps itself and drops its close rows that come after it."""
+    if len(pairs) == 0:
+        return
+    first = np.where(rank[pairs[:, 0]] < rank[pairs[:, 1]], pairs[:, 0], pairs[:, 1])
+    second = pairs[:, 0] + pairs[:, 1] - first
+    order = np.argsort(rank[first], kind="stable")
+    first, second = first[order], second[order]
+    bounds = np.flatnonzero(np.diff(first)) + 1
+    for heads, tails in zip(np.split(first, bounds), np.split(second, bounds), strict=True):
+        i = heads[0]
+        if not keep[i]:
+            continue  # a dropped row drops nothing
+        tails = tails[keep[tails]]
+        if len(tails):
+            keep[tails] = False
+            group[tails] = i
+            group[i] = i
 
 
 def _norms(embeddings: np.ndarray) -> np.ndarray:

@@ -129,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="k-means clusters for semantic dedup (default: one per 1,000 clips)",
     )
+    p.add_argument(
+        "--dedup-probes",
+        type=int,
+        default=4,
+        metavar="P",
+        help="each clip is compared with the clips of its P nearest clusters (default 4; "
+        "1 is SemDeDup's hard assignment: faster, misses pairs across cluster borders)",
+    )
 
     p = sub.add_parser("report", help=COMMANDS["report"][1], description=COMMANDS["report"][1])
     p.add_argument("input", metavar="DIR", help="a curated or filtered run folder")

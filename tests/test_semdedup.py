@@ -118,3 +118,15 @@ def test_embeddings_of_different_lengths_are_a_one_line_error(tmp_path, capsys):
     assert main(["filter", str(run), "--out", str(tmp_path / "f"), "--dedup", "0.9"]) == 2
     err = capsys.readouterr().err
     assert "different lengths (8, 12" in err and err.count("\n") == 1
+
+
+def test_the_report_shows_duplicate_groups_side_by_side(tmp_path):
+    run = make_run(tmp_path / "c1")
+    x, _ = planted(n=60, dim=8, groups=2, size=3, cosine=0.999)
+    _set_embeddings(run, list(x))
+    out = tmp_path / "f1"
+    assert main(["filter", str(run), "--out", str(out), "--dedup", "0.99"]) == 0
+    assert main(["report", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "Duplicate groups (2; the 2 largest)" in page
+    assert page.count("<b>kept</b>") == 2 and page.count("<b>dropped</b>") == 4

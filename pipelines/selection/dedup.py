@@ -58,7 +58,7 @@ def read_embeddings(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
 
 def find_duplicates(
     matrix: np.ndarray, rows: np.ndarray, cosine: float, method: str,
-    priority: np.ndarray | None, clusters: int,
+    priority: np.ndarray | None, clusters: int, probes: int,
 ) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
     """(dropped rows, group of every row in `rows` or -1, clusters used) among `rows`."""
     subset = matrix[rows]
@@ -68,7 +68,11 @@ def find_duplicates(
         keep[order] = near_duplicates(subset[order], cosine)
         return rows[~keep], np.full(len(rows), -1), 0
     found = semantic_dedup(
-        subset, cosine, None if priority is None else priority[rows], clusters=clusters
+        subset,
+        cosine,
+        None if priority is None else priority[rows],
+        clusters=clusters,
+        probes=probes,
     )
     group = np.where(found.group >= 0, rows[np.maximum(found.group, 0)], -1)
     return rows[~found.keep], group, found.clusters

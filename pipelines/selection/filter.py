@@ -48,7 +48,9 @@ def check_columns(files: list[Path], columns: set[str]) -> None:
 def _dedup(args, files: list[Path], keep: np.ndarray, out: Path) -> dict:
     """Drop near-duplicates among the rows the rules kept (in place in `keep`); the
     report's entry. Rows without an embedding are kept and counted."""
+    started = time.perf_counter()
     matrix, valid = read_embeddings(files)
+    read_s = time.perf_counter() - started
     rows = np.flatnonzero(keep & valid)
     priority = None
     if args.dedup_keep != "first":
@@ -57,7 +59,13 @@ def _dedup(args, files: list[Path], keep: np.ndarray, out: Path) -> dict:
         table = pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
         priority = column_values(table, args.dedup_keep)
     dropped, group, clusters = find_duplicates(
-        matrix, rows, args.dedup, args.dedup_method, priority, args.dedup_clusters
+        matrix,
+        rows,
+        args.dedup,
+        args.dedup_method,
+        priority,
+        args.dedup_clusters,
+        args.dedup_probes,
     )
     keep[dropped] = False
     ids = pa.concat_arrays(
@@ -67,8 +75,10 @@ def _dedup(args, files: list[Path], keep: np.ndarray, out: Path) -> dict:
     return {
         "rule": f"dedup cosine>={args.dedup:g}", "op": "dedup", "column": "clip_embedding",
         "value": args.dedup, "removed": len(dropped), "method": args.dedup_method,
-        "keep": args.dedup_keep, "clusters": clusters, "groups": groups,
+        "keep": args.dedup_keep, "clusters": clusters, "probes": args.dedup_probes,
+        "groups": groups,
         "null_embeddings": int((keep & ~valid).sum()),
+        "read_s": round(read_s, 3), "dedup_s": round(time.perf_counter() - started - read_s, 3),
     }  # fmt: skip
 
 
@@ -82,6 +92,8 @@ def run(args) -> int:
     rules = rules_from_args(args.rules)
     if args.dedup is not None and not 0.0 < args.dedup <= 1.0:
         raise UsageError(f"--dedup takes a cosine in (0, 1], got {args.dedup}")
+    if args.dedup_clusters < 0 or args.dedup_probes < 1:
+        raise UsageError("--dedup-clusters must be >= 0 and --dedup-probes >= 1")
     files = clip_files(src)
     needed = {r.column for r in rules} | ({"clip_embedding"} if args.dedup else set())
     check_columns(files, needed)

@@ -2,7 +2,8 @@
 
 Counts per video status and error kind, the rows each filter rule removed, a histogram
 of every score (matplotlib, embedded as PNG with the rule thresholds drawn on it) and a
-grid of middle keyframes with their captions and scores. Everything is inlined, so the
+grid of middle keyframes with their captions and scores, and after `lvd filter --dedup`
+the largest duplicate groups side by side (kept and dropped clips). Everything is inlined, so the
 file can be mailed or opened offline.
 """
 
@@ -18,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipelines.common import shards
 from pipelines.common.errors import UsageError
@@ -25,6 +28,7 @@ from pipelines.common.run_json import read_run_json
 
 SCORES = ("motion_score", "motion_p90", "aesthetic_score", "text_score", "text_area", "duration_s")
 THUMBNAILS = 48
+DUPLICATE_GROUPS = 6
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -83,33 +87,62 @@ def _table_html(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _card(row: dict, label: str = "") -> str:
+    frames = row.get("keyframes") or []
+    img = ""
+    if frames:
+        data = frames[len(frames) // 2]
+        mime = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
+        img = f'<img src="data:{mime};base64,{base64.b64encode(data).decode()}">'
+    scores = " · ".join(
+        f"{k.replace('_score', '')} {row[k]:.3g}"
+        for k in ("motion_score", "aesthetic_score", "text_score", "text_area")
+        if row.get(k) is not None and np.isfinite(row[k])
+    )
+    span = f"{row['start_s']:.1f}-{row['end_s']:.1f}s"
+    name = Path(row.get("video_path") or "").name
+    head = f'<div class="sc"><b>{html.escape(label)}</b></div>' if label else ""
+    return (
+        f'<div class="card">{head}{img}<div class="cap">{html.escape(row.get("caption") or "")}'
+        f'</div><div class="sc">{html.escape(scores)}</div>'
+        f'<div class="sc">{html.escape(name)} {span}</div></div>'
+    )
+
+
 def _thumbnail_cards(clips: pa.Table) -> str:
     n = clips.num_rows
     if n == 0 or "keyframes" not in clips.column_names:
         return "<p>no clips</p>"
     picks = np.unique(np.linspace(0, n - 1, min(THUMBNAILS, n)).round().astype(int))
-    cards = []
-    for i in picks:
-        row = clips.slice(int(i), 1).to_pylist()[0]
-        frames = row.get("keyframes") or []
-        img = ""
-        if frames:
-            data = frames[len(frames) // 2]
-            mime = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
-            img = f'<img src="data:{mime};base64,{base64.b64encode(data).decode()}">'
-        scores = " · ".join(
-            f"{k.replace('_score', '')} {row[k]:.3g}"
-            for k in ("motion_score", "aesthetic_score", "text_score", "text_area")
-            if row.get(k) is not None and np.isfinite(row[k])
-        )
-        span = f"{row['start_s']:.1f}-{row['end_s']:.1f}s"
-        name = Path(row.get("video_path") or "").name
-        cards.append(
-            f'<div class="card">{img}<div class="cap">{html.escape(row.get("caption") or "")}'
-            f'</div><div class="sc">{html.escape(scores)}</div>'
-            f'<div class="sc">{html.escape(name)} {span}</div></div>'
-        )
+    cards = [_card(clips.slice(int(i), 1).to_pylist()[0]) for i in picks]
     return f'<div class="grid">{"".join(cards)}</div>'
+
+
+def _duplicate_groups(folder: Path, info: dict) -> str:
+    """The largest duplicate groups `lvd filter --dedup` found, each clip beside the one
+    kept for it (keyframes from the filter's input, where the dropped clips still are)."""
+    path = folder / "duplicates" / "part-00000.parquet"
+    source = Path(info.get("input", ""))
+    if not path.is_file() or not (source / "clips").is_dir():
+        return ""
+    groups = pq.read_table(path)
+    if groups.num_rows == 0:
+        return "<h2>Duplicate groups</h2><p>none found</p>"
+    sizes = collections.Counter(groups["group_id"].to_pylist())
+    shown = [g for g, _ in sizes.most_common(DUPLICATE_GROUPS)]
+    members = groups.filter(pc.is_in(groups["group_id"], pa.array(shown, pa.int64())))
+    ids = members["clip_id"].to_pylist()
+    rows = pq.read_table(source / "clips", filters=[("clip_id", "in", ids)]).to_pylist()
+    by_id = {r["clip_id"]: r for r in rows}
+    parts = [f"<h2>Duplicate groups ({len(sizes)}; the {len(shown)} largest)</h2>"]
+    for g in shown:
+        cards = [
+            _card(by_id[m["clip_id"]], "kept" if m["kept"] else "dropped")
+            for m in members.filter(pc.equal(members["group_id"], g)).to_pylist()
+            if m["clip_id"] in by_id
+        ]
+        parts.append(f'<div class="grid">{"".join(cards)}</div><br>')
+    return "".join(parts)
 
 
 def build_report(folder: Path) -> str:
@@ -162,6 +195,7 @@ def build_report(folder: Path) -> str:
         )
     parts += ["<h2>Scores</h2>", f'<div class="hists">{"".join(hists)}</div>']
 
+    parts.append(_duplicate_groups(folder, info))
     parts += [f"<h2>Clips (up to {THUMBNAILS}, evenly spaced)</h2>", _thumbnail_cards(clips)]
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>lvd report</title>"

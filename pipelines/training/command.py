@@ -81,12 +81,6 @@ def run(args) -> int:
         if d.is_main:
             for line in skipped:
                 print(f"lvd train: skipping damaged checkpoint {line}", file=sys.stderr)
-            for name, (kept, uncaptioned) in counts.items():
-                print(
-                    f"lvd train: {name}: {kept} clips after its rules, {uncaptioned} of them "
-                    "without a caption",
-                    file=sys.stderr,
-                )
             ckpt.set_aside(out, resume_from)
             MetricsLog(out / "metrics.jsonl", d).trim(saved["state"]["global_step"] if saved else 0)
             record("running")
@@ -94,6 +88,12 @@ def run(args) -> int:
         trainer = Trainer(
             cfg, data, out, d, resume_from, args.stop_after, ray_address=args.ray_address
         )
+        for name, (kept, uncaptioned) in counts.items() if d.is_main else ():
+            print(
+                f"lvd train: {name}: {kept} clips after its rules, {uncaptioned} of them "
+                "without a caption",
+                file=sys.stderr,
+            )
         try:
             final = trainer.train()
         except TrainingStopped:
