@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -75,7 +74,10 @@ def fast_embeddings(start: int, n: int, group: np.ndarray, dim: int, cosine: flo
     members = np.flatnonzero(g >= 0)
     if len(members):
         bases = np.stack(
-            [np.random.default_rng([seed, 1 << 40, int(k)]).standard_normal(dim) for k in g[members]]
+            [
+                np.random.default_rng([seed, 1 << 40, int(k)]).standard_normal(dim)
+                for k in g[members]
+            ]
         ).astype(np.float32)
         bases /= np.linalg.norm(bases, axis=1, keepdims=True)
         noise = x[members] - (x[members] * bases).sum(1, keepdims=True) * bases
@@ -124,16 +126,16 @@ def write_scores_corpus(folder: Path, n: int, seed: int) -> Path:
 
 
 def lvd_filter(src: Path, out: Path, *args: str) -> tuple[float, float, dict]:
-    """Wall seconds, peak RSS (GB) of the child, and its run.json."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Wall seconds, peak RSS (GB) of the child (as its run.json records it: getrusage's
+    figure for a child would count this process's pages at the fork), and its run.json."""
     t0 = time.perf_counter()
     cmd = [sys.executable, "-m", "pipelines.cli", "filter", str(src), "--out", str(out), *args]
-    subprocess.run(cmd, check=True)
+    child = subprocess.Popen(cmd)
+    if child.wait():
+        raise SystemExit(f"lvd filter failed ({child.returncode})")
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak <= before:
-        print("  (peak RSS below an earlier child's: not measured)")
-    return wall, peak / 1024**2, json.loads((out / "run.json").read_text())
+    info = json.loads((out / "run.json").read_text())
+    return wall, info["peak_rss_mb"] / 1024, info  # the child's own VmHWM
 
 
 def main() -> None:
@@ -153,7 +155,9 @@ def main() -> None:
     n = args.clips
     group = planted_groups(n, args.share, args.seed)
     t0 = time.perf_counter()
-    src = write_dedup_corpus(work / f"dedup-{n}-{args.dim}", n, args.dim, group, args.cosine_planted, args.seed)
+    src = write_dedup_corpus(
+        work / f"dedup-{n}-{args.dim}", n, args.dim, group, args.cosine_planted, args.seed
+    )
     print(f"corpus: {n} clips x {args.dim} float16, {int(group.max()) + 1} planted groups "
           f"({(group >= 0).sum()} clips), made in {time.perf_counter() - t0:.0f} s")  # fmt: skip
     out = work / "dedup-out"
@@ -165,7 +169,9 @@ def main() -> None:
     removed = ~kept_mask
     in_group = group >= 0
     removed_planted = int((removed & in_group).sum())
-    empty_groups = int(np.sum(np.bincount(group[in_group & kept_mask], minlength=int(group.max()) + 1) == 0))
+    empty_groups = int(
+        np.sum(np.bincount(group[in_group & kept_mask], minlength=int(group.max()) + 1) == 0)
+    )
     print(f"dedup (lvd filter --dedup {args.cosine}): {wall:.1f} s in all, read {dedup['read_s']:.1f} s, "
           f"dedup {dedup['dedup_s']:.1f} s, peak RSS {peak:.2f} GB, {dedup['clusters']} clusters")  # fmt: skip
     print(f"  recall {removed_planted / planted_dups:.4f} ({removed_planted}/{planted_dups} planted duplicates removed), "

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SAMPLE_PER_CLUSTER = 256  # k-means training rows per centroid (faiss's own default cap)
-SAMPLE_MAX = 1 << 17  # ... and at most this many in all (float32: 400 MB at 768-d)
+SAMPLE_MAX = 1 << 16  # ... and at most this many in all (float32: 200 MB at 768-d)
 ROWS_PER_CLUSTER = 1000  # the automatic cluster count aims at this many rows each
 CHUNK = 65536  # rows converted to float32 at a time
 SIMS_BYTES = 1 << 27  # a cluster's similarities are computed this much at a time
@@ -56,7 +56,7 @@ def semantic_dedup(
     cosine: float,
     priority: np.ndarray | None = None,
     clusters: int = 0,
-    probes: int = 4,
+    probes: int = 8,
     seed: int = 0,
     iterations: int = 20,
 ) -> Dedup:
@@ -156,7 +156,8 @@ def _norms(embeddings: np.ndarray) -> np.ndarray:
 def _unit(embeddings: np.ndarray, rows: np.ndarray, norms: np.ndarray) -> np.ndarray:
     """Rows as contiguous float32 of unit length (what faiss and the dot products take)."""
     x = np.asarray(embeddings[rows], np.float32)
-    return np.ascontiguousarray(x / norms[rows, None])
+    x /= norms[rows, None]  # in place: the sample for k-means is the largest of these
+    return np.ascontiguousarray(x)
 
 
 def _rank(n: int, priority: np.ndarray | None) -> np.ndarray:

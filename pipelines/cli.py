@@ -132,9 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dedup-probes",
         type=int,
-        default=4,
+        default=8,
         metavar="P",
-        help="each clip is compared with the clips of its P nearest clusters (default 4; "
+        help="each clip is compared with the clips of its P nearest clusters (default 8; "
         "1 is SemDeDup's hard assignment: faster, misses pairs across cluster borders)",
     )
 

@@ -36,6 +36,18 @@ def versions() -> dict[str, str]:
     return out
 
 
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory (VmHWM: since its exec, unlike getrusage's
+    ru_maxrss, which also counts the forked parent's pages)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 def write_run_json(folder: Path, info: dict[str, Any]) -> Path:
     """Write folder/run.json atomically, with versions and a timestamp added."""
     folder.mkdir(parents=True, exist_ok=True)

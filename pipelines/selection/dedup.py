@@ -43,12 +43,15 @@ def read_embeddings(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
             )
         if matrix is None and len(sizes):
             matrix = np.zeros((total, int(sizes[0])), np.float16)
+        flat = None
         if present.any():
             flat = pc.list_flatten(column.filter(pa.array(present)))
             rows = np.flatnonzero(present) + offset
             matrix[rows] = flat.to_numpy(zero_copy_only=False).reshape(len(rows), -1)
         valid[offset : offset + len(column)] = present
         offset += len(column)
+        del column, flat
+        pa.default_memory_pool().release_unused()  # the shard's buffers, not kept cached
     if matrix is None:
         matrix = np.zeros((total, 0), np.float16)
     for start in range(0, total, 1 << 16):  # a NaN anywhere: no embedding (in chunks)
@@ -60,8 +63,9 @@ def find_duplicates(
     matrix: np.ndarray, rows: np.ndarray, cosine: float, method: str,
     priority: np.ndarray | None, clusters: int, probes: int,
 ) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
-    """(dropped rows, group of every row in `rows` or -1, clusters used) among `rows`."""
-    subset = matrix[rows]
+    """(dropped rows, group of every row in `rows` or -1, clusters used) among `rows`.
+    The matrix is compacted in place to `rows` (no second copy of the embeddings)."""
+    subset = compact(matrix, rows)
     if method == "exact":
         order = np.arange(len(rows)) if priority is None else _keep_order(priority[rows])
         keep = np.empty(len(rows), bool)
@@ -76,6 +80,15 @@ def find_duplicates(
     )
     group = np.where(found.group >= 0, rows[np.maximum(found.group, 0)], -1)
     return rows[~found.keep], group, found.clusters
+
+
+def compact(matrix: np.ndarray, rows: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """matrix[rows] for ascending `rows`, written over the matrix's own first rows."""
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        if part[0] != start or part[-1] != start + len(part) - 1:  # else already in place
+            matrix[start : start + len(part)] = matrix[part]
+    return matrix[: len(rows)]
 
 
 def _keep_order(priority: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from curate.filtering import keep_mask, resolve_thresholds
 from pipelines.common import shards
 from pipelines.common.errors import UsageError
-from pipelines.common.run_json import read_run_json, write_run_json
+from pipelines.common.run_json import peak_rss_mb, read_run_json, write_run_json
 from pipelines.selection.dedup import find_duplicates, read_embeddings, write_groups
 from pipelines.selection.rules import column_values, rules_from_args
 
@@ -152,6 +152,7 @@ def run(args) -> int:
             "clips_kept": n_kept,
             "rules": report,
             "wall_s": round(time.time() - started, 3),
+            "peak_rss_mb": peak_rss_mb(),
             "source_run": read_run_json(src),
         },
     )
