@@ -130,6 +130,11 @@ class ShotTracker:
             end = FrameTimecode(n - 1, fps=self.fps)
             for lv in self.cascade.levels:
                 lv.proposals += [int(t.frame_num) for t in lv.detector.post_process(end)]
+            # The detectors report a change only once samples after it came in, so they
+            # never see a cut in the video's last `cascade.reach` frames: there every
+            # frame whose difference is a spike is a candidate, checked like the rest.
+            diff = self.signals.scores["diff"].values
+            self._cut_candidates.update(self.cut.spikes(diff, n - self.cascade.reach, n))
         return self._advance(final=True)
 
     @property

@@ -181,3 +181,17 @@ def test_a_fade_out_into_a_hard_cut_is_trimmed(tmp_path):
     result = analyse(tmp_path, "fadecut", a + b)
     assert_clean(result, [(66, 84)])
     assert [c["transition_out"] for c in result.clips] == ["fade", "end"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(100, 8), (100, 3), (20, 100)],
+    ids=["8 frames before the end", "3 frames before the end", "20 frames after the start"],
+)
+def test_a_cut_near_either_end_of_the_video_counts_like_any_other(tmp_path, first, second):
+    # PySceneDetect's detectors report a cut only once samples after it came in, so near
+    # the last frame they never do; the shot tracker looks there itself
+    frames = synth.join([Shot(1, first, 0.5), Shot(2, second, 0.5)], W, H)
+    result = analyse(tmp_path, "edge", frames)
+    assert [(b.start, b.kind) for b in result.transitions] == [(first, "cut")]
+    assert_clean(result, [(first - 1, first + 1)])
