@@ -112,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dedup-method",
         choices=("semantic", "exact"),
         default="semantic",
-        help="semantic: SemDeDup (k-means, then pairs within clusters; scales to 100M "
-        "clips); exact: every pair (quadratic, for small sets and checks)",
+        help="semantic: SemDeDup (k-means, then pairs within nearby clusters; 1M clips "
+        "in minutes); exact: every pair (quadratic, for small sets and checks)",
     )
     p.add_argument(
         "--dedup-keep",
