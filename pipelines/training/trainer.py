@@ -119,7 +119,9 @@ class Trainer:
         }
 
     def load_state_dict(self, saved: dict) -> None:
-        self.state = TrainerState(**saved["state"])
+        # keys of older versions (their EMA counters, now beside the EMA weights) are let go
+        known = {f.name for f in dataclasses.fields(TrainerState)}
+        self.state = TrainerState(**{k: v for k, v in saved["state"].items() if k in known})
 
     def _save_checkpoint(self) -> None:
         run = self.active
