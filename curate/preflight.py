@@ -16,7 +16,14 @@ from pathlib import Path
 
 from curate.config import AESTHETIC_URL, CurateConfig
 from curate.errors import ModelLoadError
-from curate.weights import cache_root, env_offline, first_line, hub_reachable, resolve_device
+from curate.weights import (
+    cache_root,
+    cached_path,
+    env_offline,
+    first_line,
+    hub_reachable,
+    resolve_device,
+)
 
 MODEL_STAGES = ("caption", "clip", "text")
 
@@ -120,8 +127,9 @@ def _weights_file(source: str) -> str:
         if not Path(source).expanduser().is_file():
             raise ModelLoadError(f"aesthetic head file {source!r} not found (set {setting})")
         return f"aesthetic head {source} (local file)"
-    name = source.rstrip("/").rsplit("/", 1)[-1]
-    if (cache_root() / "weights" / name).is_file():
+    cached = cached_path(source)
+    name = cached.name
+    if cached.is_file():
         return f"aesthetic head {name} (cached)"
     if env_offline():
         default = " (the default is LAION's head; set it to '' for no aesthetic_score)"

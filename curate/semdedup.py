@@ -160,12 +160,16 @@ def _unit(embeddings: np.ndarray, rows: np.ndarray, norms: np.ndarray) -> np.nda
     return np.ascontiguousarray(x)
 
 
+def keep_order(priority: np.ndarray) -> np.ndarray:
+    """Rows in the keep rule's order: highest priority first (NaN last), ties earliest."""
+    p = np.nan_to_num(np.asarray(priority, np.float64), nan=-np.inf)
+    return np.lexsort((np.arange(len(p)), -p))
+
+
 def _rank(n: int, priority: np.ndarray | None) -> np.ndarray:
-    """Sort key: the keep rule's order (lower first); ties keep the input order."""
+    """Each row's place in keep_order (the input order without a priority)."""
     if priority is None:
         return np.arange(n)
-    p = np.nan_to_num(np.asarray(priority, np.float64), nan=-np.inf)
-    order = np.lexsort((np.arange(n), -p))
     rank = np.empty(n, np.int64)
-    rank[order] = np.arange(n)
+    rank[keep_order(priority)] = np.arange(n)
     return rank

@@ -73,6 +73,12 @@ def first_line(error: BaseException) -> str:
     return line if len(line) <= 240 else line[:240] + "..."
 
 
+def cached_path(url: str) -> Path:
+    """Where `fetch` keeps the download of a URL."""
+    name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+    return cache_root() / "weights" / name
+
+
 def fetch(source: str, what: str, setting: str) -> Path:
     """A local file as is, or a URL downloaded once into cache_root()/weights."""
     if not source.startswith(("http://", "https://")):
@@ -80,8 +86,7 @@ def fetch(source: str, what: str, setting: str) -> Path:
         if not path.is_file():
             raise ModelLoadError(f"{what} file {source!r} not found (set {setting})")
         return path
-    name = urllib.parse.unquote(urllib.parse.urlsplit(source).path.rstrip("/").rsplit("/", 1)[-1])
-    dest = cache_root() / "weights" / name
+    dest = cached_path(source)
     if dest.is_file():
         return dest
     if env_offline():

@@ -18,6 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
+RAY_LOGGERS = ("ray", "ray.data", "ray.train", "ray.tune")
 RAY_LOG = "stderr.log"  # what native code and child processes write to stderr
 _active: logging.Handler | None = None  # the quiet console's log file, while one is on
 
@@ -30,7 +31,7 @@ def route_ray_loggers() -> None:
     """Ray's Python loggers (configured when Ray starts) write to the log file only."""
     if _active is None:
         return
-    for name in ("ray", "ray.data", "ray.train", "ray.tune"):
+    for name in RAY_LOGGERS:
         logger = logging.getLogger(name)
         for h in list(logger.handlers):
             if h is not _active and "File" not in type(h).__name__:
@@ -67,7 +68,7 @@ def quiet_console(log_dir: Path, verbose: bool = False):
         if sys.stderr is not previous:
             sys.stderr.close()  # the duplicate descriptor it wrote to
         sys.stderr = previous
-        for name in ("ray", "ray.data", "ray.train", "ray.tune"):
+        for name in RAY_LOGGERS:
             logging.getLogger(name).removeHandler(_active)
         _active.close()
         _active = outer

@@ -17,21 +17,28 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate.filtering import near_duplicates
-from curate.semdedup import semantic_dedup
+from curate.semdedup import keep_order, semantic_dedup
 from pipelines.common import shards
 from pipelines.common.errors import UsageError
 
 COLUMN = "clip_embedding"
 
 
-def read_embeddings(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """(N, D) float16 embeddings of every clip in shard order, and which rows have one."""
+def read_embeddings(
+    files: list[Path], columns: list[str]
+) -> tuple[np.ndarray, np.ndarray, pa.Table]:
+    """(N, D) float16 embeddings of every clip in shard order, which rows have one, and
+    the other `columns` of every clip, read in the same pass over the shards."""
     total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    others = []
     matrix: np.ndarray | None = None
     valid = np.zeros(total, bool)
     offset = 0
     for f in files:
-        column = pq.read_table(f, columns=[COLUMN])[COLUMN].combine_chunks()
+        table = pq.read_table(f, columns=[COLUMN, *columns])
+        others.append(table.select(columns))
+        column = table[COLUMN].combine_chunks()
+        del table
         lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
         present = column.is_valid().to_numpy(zero_copy_only=False) & (lengths > 0)
         sizes = np.unique(lengths[present])
@@ -56,7 +63,8 @@ def read_embeddings(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         matrix = np.zeros((total, 0), np.float16)
     for start in range(0, total, 1 << 16):  # a NaN anywhere: no embedding (in chunks)
         valid[start : start + (1 << 16)] &= np.isfinite(matrix[start : start + (1 << 16)]).all(1)
-    return matrix, valid
+    rest = pa.concat_tables(others) if others else pa.table({c: [] for c in columns})
+    return matrix, valid, rest
 
 
 def find_duplicates(
@@ -67,7 +75,7 @@ def find_duplicates(
     The matrix is compacted in place to `rows` (no second copy of the embeddings)."""
     subset = compact(matrix, rows)
     if method == "exact":
-        order = np.arange(len(rows)) if priority is None else _keep_order(priority[rows])
+        order = np.arange(len(rows)) if priority is None else keep_order(priority[rows])
         keep = np.empty(len(rows), bool)
         keep[order] = near_duplicates(subset[order], cosine)
         return rows[~keep], np.full(len(rows), -1), 0
@@ -89,11 +97,6 @@ def compact(matrix: np.ndarray, rows: np.ndarray, chunk: int = 1 << 16) -> np.nd
         if part[0] != start or part[-1] != start + len(part) - 1:  # else already in place
             matrix[start : start + len(part)] = matrix[part]
     return matrix[: len(rows)]
-
-
-def _keep_order(priority: np.ndarray) -> np.ndarray:
-    p = np.nan_to_num(np.asarray(priority, np.float64), nan=-np.inf)
-    return np.lexsort((np.arange(len(p)), -p))
 
 
 def write_groups(out: Path, clip_ids: pa.ChunkedArray, rows: np.ndarray, group: np.ndarray,

@@ -48,16 +48,14 @@ def check_columns(files: list[Path], columns: set[str]) -> None:
 def _dedup(args, files: list[Path], keep: np.ndarray, out: Path) -> dict:
     """Drop near-duplicates among the rows the rules kept (in place in `keep`); the
     report's entry. Rows without an embedding are kept and counted."""
+    by_score = args.dedup_keep != "first"
+    columns = ["clip_id", *([args.dedup_keep] if by_score else [])]
+    check_columns(files, set(columns))
     started = time.perf_counter()
-    matrix, valid = read_embeddings(files)
+    matrix, valid, table = read_embeddings(files, columns)
     read_s = time.perf_counter() - started
     rows = np.flatnonzero(keep & valid)
-    priority = None
-    if args.dedup_keep != "first":
-        columns = [args.dedup_keep]
-        check_columns(files, set(columns))
-        table = pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
-        priority = column_values(table, args.dedup_keep)
+    priority = column_values(table, args.dedup_keep) if by_score else None
     dropped, group, clusters = find_duplicates(
         matrix,
         rows,
@@ -68,10 +66,7 @@ def _dedup(args, files: list[Path], keep: np.ndarray, out: Path) -> dict:
         args.dedup_probes,
     )
     keep[dropped] = False
-    ids = pa.concat_arrays(
-        [pq.read_table(f, columns=["clip_id"])["clip_id"].combine_chunks() for f in files]
-    ) if files else pa.array([], pa.string())  # fmt: skip
-    groups = write_groups(out, pa.chunked_array([ids]), rows, group, dropped)
+    groups = write_groups(out, table["clip_id"], rows, group, dropped)
     return {
         "rule": f"dedup cosine>={args.dedup:g}", "op": "dedup", "column": "clip_embedding",
         "value": args.dedup, "removed": len(dropped), "method": args.dedup_method,
