@@ -301,10 +301,10 @@ class TextConfig:
 
 @dataclass
 class PipelineConfig:
-    videos_per_shard: int = 64
-    """Videos whose rows go into one Parquet shard (clips of a video never split)."""
-    flush_s: float = 300.0
-    """Write a shard at least this often, so a killed run loses little work."""
+    videos_per_shard: int = 16
+    """Videos per Parquet shard. A worker writes a shard as soon as this many videos are
+    done (clips of a video never split), so a killed run loses at most the videos of
+    the shards in flight: fewer lose less, more make fewer, larger files."""
     videos_per_task: int = 0
     """Videos one analysis task takes in turn; more amortise Ray's per-task overhead
     (~0.2 s between a worker's tasks) over short videos, fewer balance load better and
@@ -322,7 +322,6 @@ class PipelineConfig:
 
     def __post_init__(self):
         _positive("videos_per_shard", self.videos_per_shard)
-        _positive("flush_s", self.flush_s)
         if self.videos_per_task < 0:
             raise ValueError(f"videos_per_task must be >= 0 (0: auto), got {self.videos_per_task}")
         _positive("analysis_cpus", self.analysis_cpus)
@@ -331,6 +330,23 @@ class PipelineConfig:
         if self.actor_gpus < 0:
             raise ValueError(f"actor_gpus must be >= 0, got {self.actor_gpus}")
         _positive("max_actors", self.max_actors)
+
+
+@dataclass
+class StorageConfig:
+    options: dict[str, dict] = field(default_factory=dict)
+    """fsspec options by protocol for inputs and --out in object storage, set on the
+    driver and every worker, e.g. {s3: {endpoint_url: "http://minio:9000"}}. Without
+    them, credentials and endpoints come from the standard environment (AWS_*,
+    AWS_ENDPOINT_URL for S3-compatible stores, GOOGLE_APPLICATION_CREDENTIALS) or from
+    fsspec's own config (FSSPEC_S3='{"anon": true}' or ~/.config/fsspec/)."""
+
+    def __post_init__(self):
+        for protocol, options in self.options.items():
+            if not isinstance(options, dict):
+                raise ValueError(
+                    f"options.{protocol} must be a table of fsspec options, got {options!r}"
+                )
 
 
 @dataclass
@@ -345,6 +361,7 @@ class CurateConfig:
     clip: ClipConfig = field(default_factory=ClipConfig)
     text: TextConfig = field(default_factory=TextConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
 
 def default() -> CurateConfig:

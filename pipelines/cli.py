@@ -12,10 +12,12 @@ import importlib
 import os
 import sys
 
+from curate.container import use_storage_options
 from model.config_dict import ConfigError
+from pipelines.common import storage
 from pipelines.common.console import quiet_console
 from pipelines.common.errors import CommandFailed, UsageError
-from pipelines.common.out_dir import prepare_out
+from pipelines.common.out_dir import local_folder, prepare_out
 
 COMMANDS = {
     # name: (module that holds `run(args)`, one-line help)
@@ -222,9 +224,16 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError("the following argument is required: --out")
         if not hasattr(args, "verbose"):
             return int(module.run(args) or 0)
+        if hasattr(module, "storage_options"):  # from config, needed to reach --out
+            use_storage_options(module.storage_options(args))
         out = prepare_out(args.out)
-        with quiet_console(out / "logs", args.verbose):
-            return int(module.run(args) or 0)
+        args.log_dir = local_folder(out) / "logs"
+        try:
+            with quiet_console(args.log_dir, args.verbose):
+                return int(module.run(args) or 0)
+        finally:
+            if not storage.is_local(out) and args.log_dir.is_dir():
+                storage.upload(args.log_dir, out / "logs")
     except (UsageError, ConfigError) as e:
         print(f"lvd {args.command}: error: {e}", file=sys.stderr)
         return 2

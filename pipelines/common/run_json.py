@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from pipelines.common import storage
 
 PACKAGES = (
     "lvd",
@@ -49,13 +50,11 @@ def peak_rss_mb() -> float | None:
 
 
 def write_run_json(folder: Path, info: dict[str, Any]) -> Path:
-    """Write folder/run.json atomically, with versions and a timestamp added."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write folder/run.json atomically (local or object storage), with versions and a
+    timestamp added."""
     data = {"written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(), **info}
     path = folder / "run.json"
-    tmp = folder / f".run.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    storage.write_bytes(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
     return path
 
 

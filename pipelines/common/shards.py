@@ -1,22 +1,23 @@
 """Parquet shards of a run: schemas, atomic writes, and what a rerun may skip.
 
-A run folder holds OUT/videos/part-*.parquet (one row per input file) and
-OUT/clips/part-*.parquet (one row per clip). A shard is written to a hidden temporary
-name and renamed into place, so readers never see half a file. The clips shard of a
-batch of videos is renamed first and its videos shard second: a videos row is the
-commit record of that video, so a rerun skips exactly the videos that have one and
-deletes any clips shard whose videos shard never landed (the driver died between the
-two renames). Nothing is lost and nothing is written twice.
+A run folder (local or in object storage) holds OUT/videos/part-*.parquet (one row per
+input file) and OUT/clips/part-*.parquet (one row per clip). Each file lands whole
+(pipelines/common/storage.py): renamed into place on disk, one PUT in a bucket. The
+clips shard of a batch of videos is written first, by the worker that made it; its
+videos shard, of the same name, second, by the driver: a videos row is the commit
+record of that video. A rerun skips exactly the videos that have one and deletes any
+clips shard whose videos shard never landed (the run died between the two writes).
+Readers take only clips shards that have their videos shard. Nothing is lost and
+nothing is written twice.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from pipelines.common import storage
 
 VIDEO_SCHEMA = pa.schema(
     [
@@ -75,13 +76,8 @@ def shard_dirs(out: Path) -> tuple[Path, Path]:
 
 
 def write_atomic(table: pa.Table, path: Path) -> None:
-    """Write to a hidden temporary file in the same folder, fsync, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Readers see the whole file or none of it (local rename or one PUT)."""
+    storage.write_parquet(table, path)
 
 
 def write_shard(out: Path, name: str, videos: pa.Table, clips: pa.Table) -> None:
@@ -94,35 +90,36 @@ def write_shard(out: Path, name: str, videos: pa.Table, clips: pa.Table) -> None
 def prepare(out: Path) -> set[str]:
     """Make the run folder and clean what a killed run left; return recorded video ids."""
     videos_dir, clips_dir = shard_dirs(out)
-    videos_dir.mkdir(parents=True, exist_ok=True)
-    clips_dir.mkdir(parents=True, exist_ok=True)
-    for d in (videos_dir, clips_dir):
-        for tmp in d.glob(".*.tmp"):
-            tmp.unlink()
-    committed = {p.name for p in videos_dir.glob("part-*.parquet")}
-    for p in clips_dir.glob("part-*.parquet"):
+    if storage.is_local(out):
+        videos_dir.mkdir(parents=True, exist_ok=True)
+        clips_dir.mkdir(parents=True, exist_ok=True)
+        for d in (videos_dir, clips_dir):
+            for tmp in d.glob(".*.tmp"):
+                tmp.unlink()
+    committed = {p.name for p in storage.parts(videos_dir)}
+    for p in storage.parts(clips_dir):
         if p.name not in committed:
             p.unlink()  # its videos shard never landed: those videos will be redone
     recorded: set[str] = set()
-    for p in sorted(videos_dir.glob("part-*.parquet")):
-        recorded.update(pq.read_table(p, columns=["video_id"])["video_id"].to_pylist())
+    for p in storage.parts(videos_dir):
+        recorded.update(storage.read_parquet(p, ["video_id"])["video_id"].to_pylist())
     return recorded
 
 
-def next_shard_name(out: Path) -> str:
-    """part-NNNNN numbered after the highest existing shard (reruns append)."""
-    videos_dir, _ = shard_dirs(out)
-    numbers = [
-        int(p.stem.split("-")[1])
-        for p in videos_dir.glob("part-*.parquet")
-        if p.stem.split("-")[1].isdigit()
-    ]
-    return f"part-{(max(numbers) + 1 if numbers else 0):05d}"
+def clip_files(out: Path) -> list[Path]:
+    """The committed clips shards of a run: those whose videos shard has landed (a
+    filtered run, which has no videos/ of its own making, commits all of its clips)."""
+    videos_dir, clips_dir = shard_dirs(out)
+    files = storage.parts(clips_dir)
+    committed = {p.name for p in storage.parts(videos_dir)}
+    if not committed:
+        return files
+    return [p for p in files if p.name in committed]
 
 
 def read_table(folder: Path, columns: list[str] | None = None) -> pa.Table:
     """All shards of one kind (videos/ or clips/) as one table, in shard order."""
-    files = sorted(folder.glob("part-*.parquet"))
+    files = clip_files(folder.parent) if folder.name == "clips" else storage.parts(folder)
     if not files:
         return pa.table({})
-    return pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
+    return pa.concat_tables(storage.read_parquet(f, columns) for f in files)

@@ -4,16 +4,20 @@
            -> caption -> clip -> text (actor pools, model loaded once per actor)
            -> driver: group rows by video, write shards (clips first, then videos)
 
-The driver consumes the stream and writes the shards itself so that a video's clips
-and its commit record land together (see pipelines/common/shards.py); the rows are small
-(keyframe JPEGs and scores), never decoded video.
+           -> shard writer (task: writes OUT/clips/part-*.parquet, local or object storage)
+           -> driver: writes the videos shard of each clips shard, the commit record
+
+The driver is not the data path: clip rows (keyframes, embeddings) go from the workers
+straight to storage; the driver sees one small summary per shard (its videos rows) and
+commits it (see pipelines/common/shards.py). A row in flight is a whole video, so a
+shard never splits one.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import math
+import json
 import sys
 import time
 import traceback
@@ -23,17 +27,26 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from curate.config import PRESETS, CurateConfig
+from curate.container import use_storage_options
 from curate.errors import ModelLoadError
 from curate.preflight import check_models
-from pipelines.common import shards
+from pipelines.common import shards, storage
 from pipelines.common.config_loader import build, to_dict
 from pipelines.common.console import copy_worker_logs
 from pipelines.common.errors import CommandFailed, UsageError
+from pipelines.common.out_dir import local_folder
 from pipelines.common.run_json import record_run
 from pipelines.curation.inputs import InputItem, list_inputs
-from pipelines.curation.stages import FLOW_SCHEMA, STAGE_COLUMNS, ModelStageActor, analyze_batch
+from pipelines.curation.stages import (
+    SHARD_SUMMARY,
+    STAGE_COLUMNS,
+    ModelStageActor,
+    analyze_batch,
+    write_clips_shard,
+)
 from pipelines.curation.stages import input_video_id as _input_video_id
 
 ALL_STAGES = ("shots", "motion", "caption", "clip", "text")
@@ -56,75 +69,34 @@ class RunStats:
     clips: int = 0
     errors_by_kind: collections.Counter = field(default_factory=collections.Counter)
     stage_s: collections.Counter = field(default_factory=collections.Counter)
+    nodes: collections.Counter = field(default_factory=collections.Counter)
     shards: list[str] = field(default_factory=list)
 
+    def add(self, videos: pa.Table, stats: dict[str, Any]) -> None:
+        self.videos += videos.num_rows
+        status = videos["status"].to_pylist()
+        self.videos_ok += status.count("ok")
+        self.errors_by_kind.update(
+            k for k, st in zip(videos["error_kind"].to_pylist(), status, strict=True) if st != "ok"
+        )
+        self.clips += pc.sum(videos["num_clips"]).as_py() or 0
+        self.stage_s.update(stats["stage_s"])
+        self.nodes.update(stats["nodes"])
 
-class ShardAssembler:
-    """Collect flow rows until each video is whole, then write shards of whole videos."""
 
-    def __init__(self, out: Path, videos_per_shard: int, flush_s: float):
-        self.out = out
-        self.videos_per_shard = videos_per_shard
-        self.flush_s = flush_s
-        self.pending: dict[str, dict[str, Any]] = {}
-        self.ready_videos: list[pa.Table] = []
-        self.ready_clips: list[pa.Table] = []
-        self.ready_count = 0
-        self.last_flush = time.monotonic()
-        self.stats = RunStats()
-
-    def add(self, table: pa.Table) -> int:
-        """Take a batch of flow rows; returns how many videos it completed."""
-        done = 0
-        kinds = table["row_kind"].to_pylist()
-        vids = table["video_id"].to_pylist()
-        for i, (kind, vid) in enumerate(zip(kinds, vids, strict=True)):
-            entry = self.pending.setdefault(vid, {"video": None, "clips": []})
-            if kind == "video":
-                entry["video"] = table.slice(i, 1)
-            else:
-                entry["clips"].append(table.slice(i, 1))
-            video = entry["video"]
-            if video is not None and len(entry["clips"]) == video["num_clips"][0].as_py():
-                self._complete(vid)
-                done += 1
-        if self.ready_count >= self.videos_per_shard or (
-            self.ready_count and time.monotonic() - self.last_flush > self.flush_s
-        ):
-            self.flush()
-        return done
-
-    def _complete(self, vid: str) -> None:
-        entry = self.pending.pop(vid)
-        video = entry["video"]
-        self.ready_videos.append(video)
-        self.ready_clips += entry["clips"]
-        self.ready_count += 1
-        s = self.stats
-        s.videos += 1
-        status, kind = video["status"][0].as_py(), video["error_kind"][0].as_py()
-        if status == "ok":
-            s.videos_ok += 1
-        else:
-            s.errors_by_kind[kind] += 1
-        s.clips += len(entry["clips"])
-        s.stage_s["analysis"] += video["analysis_s"][0].as_py() or 0.0
-        for clip in entry["clips"]:
-            for name in STAGE_COLUMNS:
-                s.stage_s[name] += clip[f"{name}_s"][0].as_py() or 0.0
-
-    def flush(self) -> None:
-        if not self.ready_count:
-            return
-        videos = pa.concat_tables(self.ready_videos).select(shards.VIDEO_SCHEMA.names)
-        clips = (
-            pa.concat_tables(self.ready_clips) if self.ready_clips else FLOW_SCHEMA.empty_table()
-        ).select(shards.CLIP_SCHEMA.names)
-        name = shards.next_shard_name(self.out)
-        shards.write_shard(self.out, name, videos, clips)
-        self.stats.shards.append(name)
-        self.ready_videos, self.ready_clips, self.ready_count = [], [], 0
-        self.last_flush = time.monotonic()
+def commit(out: Path, summary: pa.Table, stats: RunStats) -> int:
+    """Write the videos shard (the commit record) of each clips shard a worker wrote;
+    returns how many videos that committed."""
+    done = 0
+    for name, data, info in zip(
+        *(summary[c].to_pylist() for c in SHARD_SUMMARY.names), strict=True
+    ):
+        storage.write_bytes(out / "videos" / f"{name}.parquet", data)
+        videos = pq.read_table(pa.BufferReader(data))
+        stats.add(videos, json.loads(info))
+        stats.shards.append(name)
+        done += videos.num_rows
+    return done
 
 
 def curate_videos(
@@ -137,18 +109,20 @@ def curate_videos(
     num_cpus: int | None = None,
     num_gpus: int | None = None,
     progress: bool = True,
+    log_dir: Path | None = None,
 ) -> RunStats:
     """Run the pipeline over `items` (videos not yet recorded in `out`) and write shards."""
     from pipelines.common.progress import progress_bar
 
-    assembler = ShardAssembler(out, cfg.pipeline.videos_per_shard, cfg.pipeline.flush_s)
+    stats = RunStats()
+    log_dir = log_dir or local_folder(out) / "logs"
     if cfg.decode.threads == 0:
         # Videos run in parallel, one per task: FFmpeg threads beyond the task's CPUs
         # only fight the other tasks for cores.
         threads = max(1, round(cfg.pipeline.analysis_cpus))
         cfg = dataclasses.replace(cfg, decode=dataclasses.replace(cfg.decode, threads=threads))
     if not items:
-        return assembler.stats
+        return stats
     from pipelines.common.ray_start import start_ray
 
     ray = start_ray(ray_address, num_cpus, num_gpus)
@@ -156,9 +130,15 @@ def curate_videos(
     has_gpu = resources.get("GPU", 0) > 0
     slots = resources.get("CPU", 1) / cfg.pipeline.analysis_cpus
     per_task = videos_per_task(cfg.pipeline.videos_per_task, len(items), slots)
-    ds = ray.data.from_items(
-        [{"video_path": it.path, "caption": it.caption} for it in items],
-        override_num_blocks=math.ceil(len(items) / per_task),
+    listed = pa.table(
+        {
+            "video_path": [it.path for it in items],
+            "caption": [it.caption for it in items],
+            "caption_path": [it.caption_path for it in items],
+        }
+    )
+    ds = ray.data.from_arrow(
+        [listed.slice(i, per_task) for i in range(0, listed.num_rows, per_task)]
     )
     ds = ds.map_batches(
         analyze_batch,
@@ -173,26 +153,30 @@ def curate_videos(
         ds = ds.map_batches(
             ModelStageActor,
             fn_constructor_args=(name, cfg),
-            batch_size=getattr(cfg, name).batch_size,
+            batch_size=None,  # a block of whole videos; the actor batches their clips
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.pipeline.max_actors),
             num_cpus=cfg.pipeline.actor_cpus,
             num_gpus=cfg.pipeline.actor_gpus if has_gpu else 0,
         )
+    ds = ds.map_batches(
+        write_clips_shard,
+        batch_size=cfg.pipeline.videos_per_shard,
+        batch_format="pyarrow",
+        fn_kwargs={"out": str(out)},
+        num_cpus=0,  # I/O: it must not wait for an analysis slot
+    )
     bar = progress_bar(total=len(items), unit="video", disable=not progress, smoothing=0.1)
     try:
-        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-            bar.update(assembler.add(batch))
-            s = assembler.stats
-            bar.set_postfix(clips=s.clips, errors=s.videos - s.videos_ok, refresh=False)
+        for summary in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            bar.update(commit(out, summary, stats))
+            bar.set_postfix(clips=stats.clips, errors=stats.videos - stats.videos_ok, refresh=False)
     except Exception as e:
-        assembler.flush()  # whole videos already done are kept
-        raise _worker_failure(e, out / "logs") from None
+        raise _worker_failure(e, log_dir) from None
     finally:
         bar.close()
-        copy_worker_logs(out / "logs")
-    assembler.flush()
-    return assembler.stats
+        copy_worker_logs(log_dir)
+    return stats
 
 
 def videos_per_task(setting: int, videos: int, slots: float) -> int:
@@ -239,10 +223,16 @@ def totals(out: Path) -> dict[str, Any]:
 CONFIG = CurateConfig  # `lvd curate --help-config` lists its keys (see cli.main)
 
 
+def storage_options(args) -> dict[str, dict]:
+    """The config's fsspec options, which the --out check at start-up needs."""
+    return build(PRESETS, args.preset, args.config, args.overrides).storage.options
+
+
 def run(args) -> int:
     cfg = build(PRESETS, args.preset, args.config, args.overrides)
     stages = parse_stages(args.stages)
-    out = Path(args.out)
+    out = storage.location(args.out, "--out")
+    use_storage_options(cfg.storage.options)
     inputs = list_inputs(args.inputs)
     try:
         models = check_models(cfg, stages)  # seconds: before any video is decoded
@@ -267,6 +257,7 @@ def run(args) -> int:
         ray_address=args.ray_address,
         num_cpus=args.num_cpus,
         num_gpus=args.num_gpus,
+        log_dir=getattr(args, "log_dir", None),
     )
     this_run = {
         "wall_s": round(time.time() - started, 3),
@@ -282,6 +273,7 @@ def run(args) -> int:
         "errors_by_kind": dict(stats.errors_by_kind),
         "stage_time_s": {k: round(v, 3) for k, v in stats.stage_s.items()},
         "shards_written": stats.shards,
+        "nodes": dict(stats.nodes),
     }
     total = totals(out)
     this_run["models"] = models

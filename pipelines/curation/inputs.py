@@ -2,19 +2,24 @@
 
 An INPUT is a video file, a folder (searched recursively by video extension), a glob, or
 a list file (.txt: one path per line; .csv/.parquet: a `path` (or `video_path`/`url`)
-column and an optional `caption` column). Paths may be local or URIs. A folder's video
-may carry a sidecar caption in a text file of the same stem (`clip.mp4` + `clip.txt`),
-the convention of video2dataset and webdataset.
+column and an optional `caption` column). Each may be local or a URI that fsspec opens
+(s3://, gs://, http(s)://): a bucket prefix lists recursively like a folder, and list
+files and globs may live in a bucket. A folder's video may carry a sidecar caption in a
+text file of the same stem (`clip.mp4` + `clip.txt`), the convention of video2dataset
+and webdataset. A local sidecar is read here; one in a bucket is read by the worker
+that analyses its video, so listing a large prefix costs its listing requests only.
 """
 
 from __future__ import annotations
 
 import csv
 import glob
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.config import VIDEO_EXTENSIONS
@@ -29,6 +34,7 @@ PATH_COLUMNS = ("path", "video_path", "url", "video")
 class InputItem:
     path: str
     caption: str | None = None  # a caption that came with the input (sidecar or list)
+    caption_path: str | None = None  # a sidecar in object storage, read by the worker
 
 
 @dataclass
@@ -44,7 +50,7 @@ def list_inputs(args: list[str]) -> InputList:
     out = InputList()
     for arg in args:
         if is_uri(arg):
-            out.items.append(InputItem(check_uri(arg, "INPUT")))
+            _add_uri(check_uri(arg, "INPUT"), out)
         elif os.path.isdir(arg):
             _add_folder(Path(arg), out)
         elif os.path.isfile(arg) and Path(arg).suffix.lower() in LIST_SUFFIXES:
@@ -74,6 +80,79 @@ def list_inputs(args: list[str]) -> InputList:
     return out
 
 
+def _add_uri(uri: str, out: InputList) -> None:
+    """A URI INPUT: a glob, a prefix (listed recursively), a list file or one video."""
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+        protocol = uri.split("://", 1)[0]
+        if glob.has_magic(path):
+            matches = fs.glob(path, detail=True)
+            if not matches:
+                raise UsageError(f"no file matches {uri!r}")
+            files = sorted(m for m, info in matches.items() if info["type"] != "directory")
+            folders = {os.path.dirname(m) for m in files}
+            siblings = [k for d in sorted(folders) for k in fs.ls(d, detail=False)]
+            _add_listing(fs, protocol, files, out, sidecars=siblings)
+            for m in sorted(m for m, info in matches.items() if info["type"] == "directory"):
+                _add_listing(fs, protocol, fs.find(m), out)
+            return
+        kind = _kind(fs, path)
+        if kind is None:
+            raise UsageError(f"input not found: {uri}")
+        if kind == "directory":
+            _add_listing(fs, protocol, fs.find(path), out)
+        elif _suffix(path) in LIST_SUFFIXES:
+            out.items += _read_list(uri)
+        else:
+            sidecar = f"{os.path.splitext(path)[0]}.txt"
+            out.items.append(
+                InputItem(
+                    uri, caption_path=_join(protocol, sidecar) if fs.exists(sidecar) else None
+                )
+            )
+    except UsageError:
+        raise
+    except Exception as e:  # no credentials, no such bucket, access denied, no endpoint
+        from pipelines.common.storage import storage_error
+
+        raise UsageError(f"INPUT {uri}: {storage_error(e)}") from None
+
+
+def _kind(fs, path: str) -> str | None:
+    try:
+        return fs.info(path)["type"]
+    except FileNotFoundError:
+        return None
+
+
+def _add_listing(fs, protocol: str, keys: list[str], out: InputList, sidecars=None) -> None:
+    """Videos among listed object keys, each with its sidecar .txt when listed too."""
+    texts = {k for k in (sidecars if sidecars is not None else keys) if _suffix(k) == ".txt"}
+    videos = [k for k in sorted(keys) if _suffix(k) in VIDEO_EXTENSIONS]
+    stems = {os.path.splitext(k)[0] for k in videos}
+    for key in videos:
+        sidecar = f"{os.path.splitext(key)[0]}.txt"
+        caption_path = _join(protocol, sidecar) if sidecar in texts else None
+        out.items.append(InputItem(_join(protocol, key), caption_path=caption_path))
+    out.skipped_non_video += sum(
+        1
+        for k in keys
+        if _suffix(k) not in VIDEO_EXTENSIONS
+        and not (k in texts and os.path.splitext(k)[0] in stems)
+        and not os.path.basename(k).startswith(".")
+    )
+
+
+def _join(protocol: str, key: str) -> str:
+    return key if "://" in key else f"{protocol}://{key}"
+
+
+def _suffix(key: str) -> str:
+    return os.path.splitext(key)[1].lower()
+
+
 def _add_folder(root: Path, out: InputList) -> None:
     for p in sorted(root.rglob("*")):
         if not p.is_file() or p.name.startswith("."):
@@ -96,17 +175,19 @@ def _sidecar(video: Path) -> str | None:
     return None
 
 
-def _read_list(path: Path) -> list[InputItem]:
-    base = path.parent
-    if path.suffix.lower() == ".txt":
-        lines = [ln.strip() for ln in path.read_text().splitlines()]
+def _read_list(path: Path | str) -> list[InputItem]:
+    """A list file on disk or in a bucket; its relative entries are relative to it."""
+    text_path = str(path)
+    base = text_path.rsplit("/", 1)[0] if is_uri(text_path) else str(Path(path).parent)
+    suffix = _suffix(text_path)
+    if suffix == ".txt":
+        lines = [ln.strip() for ln in _read_bytes(text_path).decode().splitlines()]
         return [InputItem(_resolve(ln, base)) for ln in lines if ln and not ln.startswith("#")]
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
+    if suffix == ".csv":
+        rows = list(csv.DictReader(io.StringIO(_read_bytes(text_path).decode(), newline="")))
         columns = list(rows[0].keys()) if rows else []
     else:
-        table = pq.read_table(path)
+        table = pq.read_table(pa.BufferReader(_read_bytes(text_path)))
         columns = table.column_names
         rows = table.to_pylist()
     col = next((c for c in PATH_COLUMNS if c in columns), None)
@@ -125,8 +206,19 @@ def _read_list(path: Path) -> list[InputItem]:
     return items
 
 
-def _resolve(p: str, base: Path) -> str:
+def _read_bytes(path: str) -> bytes:
+    if not is_uri(path):
+        return Path(path).read_bytes()
+    import fsspec
+
+    with fsspec.open(path, "rb") as f:
+        return f.read()
+
+
+def _resolve(p: str, base: str) -> str:
     """List entries are relative to the list file's folder, like paths in a playlist."""
     if is_uri(p) or os.path.isabs(p):
         return p
-    return str((base / p).resolve())
+    if is_uri(base):
+        return f"{base}/{p}"
+    return str((Path(base) / p).resolve())

@@ -1,24 +1,31 @@
 """Ray Data adapters around the curate/ stages; the only place they meet Arrow and Ray.
 
-Rows in flight share one schema (FLOW_SCHEMA): each video yields one row with
-row_kind='video' (its metadata, status and clip count) and one row per clip with
-row_kind='clip'. The analysis is a CPU task per video; the model stages are actor
-pools that see the clip rows of a batch and pass video rows through untouched.
-Only keyframe bytes travel through the object store, never decoded video.
+A row in flight is one video (FLOW_SCHEMA): its videos columns, the node that analysed
+it, and its clips as a nested list. Because a video is one row, no batching in Ray Data
+can split a video's clips apart, so the last stage can write a shard of whole videos.
+The analysis is a CPU task per video; the model stages are actor pools that see the
+clips of a block, in batches of the stage's batch_size. Only keyframe bytes travel
+through the object store, never decoded video.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import logging
 import os
 import time
+from collections import Counter
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from curate.config import CurateConfig
 from curate.ids import clip_id, video_id
+from pipelines.common import storage
 from pipelines.common.shards import CLIP_SCHEMA, VIDEO_SCHEMA
 from pipelines.curation.isolate import ChildCrashed, ChildTimeout, run_isolated
 
@@ -31,9 +38,20 @@ STAGE_COLUMNS = {
     "text": (["keyframes"], ["text_area"]),
 }
 
-_extra = [f for f in VIDEO_SCHEMA if f.name not in CLIP_SCHEMA.names]
-_timing = [pa.field(f"{name}_s", pa.float64()) for name in STAGE_COLUMNS]  # per clip row
-FLOW_SCHEMA = pa.schema([pa.field("row_kind", pa.string()), *CLIP_SCHEMA, *_extra, *_timing])
+_timing = [pa.field(f"{name}_s", pa.float64()) for name in STAGE_COLUMNS]  # per clip
+CLIP_FLOW = pa.schema([*CLIP_SCHEMA, *_timing])
+FLOW_SCHEMA = pa.schema(
+    [
+        *VIDEO_SCHEMA,
+        pa.field("analysis_node", pa.string()),
+        pa.field("clips", pa.list_(pa.struct(list(CLIP_FLOW)))),
+    ]
+)
+# What the shard writer hands the driver per shard: the name, the videos shard as
+# Parquet bytes (the commit record the driver writes), and counts for run.json.
+SHARD_SUMMARY = pa.schema(
+    [("shard", pa.string()), ("videos_parquet", pa.binary()), ("stats", pa.string())]
+)
 
 
 def input_video_id(path: str) -> str:
@@ -45,22 +63,13 @@ def input_video_id(path: str) -> str:
     return video_id(path, size)
 
 
-def _table(rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=FLOW_SCHEMA)
-
-
-def analyze_one(path: str, caption: str | None, cfg: CurateConfig, motion: bool) -> pa.Table:
-    """One video -> its video row and clip rows. Never raises for a bad video."""
+def analyze_one(path: str, caption: str | None, cfg: CurateConfig, motion: bool) -> dict[str, Any]:
+    """One video -> its flow row, clips nested. Never raises for a bad video."""
     from curate.analyze import analyze_video
     from curate.container import VideoError
 
     vid = input_video_id(path)
-    video: dict[str, Any] = {
-        "row_kind": "video",
-        "video_id": vid,
-        "video_path": path,
-        "num_clips": 0,
-    }
+    video: dict[str, Any] = {"video_id": vid, "video_path": path, "num_clips": 0, "clips": []}
     t0 = time.perf_counter()
     try:
         result = run_isolated(analyze_video, (path, cfg, motion), cfg.decode.timeout_s + 30)
@@ -91,27 +100,63 @@ def analyze_one(path: str, caption: str | None, cfg: CurateConfig, motion: bool)
             status="ok",
             num_clips=len(result.clips),
         )
-    video["analysis_s"] = time.perf_counter() - t0
-    rows = [video]
-    if video["status"] == "ok":
         for clip in result.clips:
-            row = {k: v for k, v in clip.items() if k in FLOW_SCHEMA.names}
+            row = {k: v for k, v in clip.items() if k in CLIP_FLOW.names}
             row.update(
-                row_kind="clip",
                 video_id=vid,
                 video_path=path,
                 clip_id=clip_id(vid, clip["start_frame"], clip["end_frame"]),
                 caption=caption,
                 caption_source="sidecar" if caption else None,
             )
-            rows.append(row)
-    return _table(rows)
+            video["clips"].append(row)
+    video["analysis_s"] = time.perf_counter() - t0
+    return video
 
 
 def analyze_batch(batch: pa.Table, cfg: CurateConfig, motion: bool) -> pa.Table:
-    """Ray Data task: a batch of input rows (video_path, caption) -> flow rows."""
-    tables = [analyze_one(r["video_path"], r["caption"], cfg, motion) for r in batch.to_pylist()]
-    return pa.concat_tables(tables)
+    """Ray Data task: input rows (video_path, caption, caption_path) -> flow rows."""
+    import ray
+
+    from curate.container import use_storage_options
+
+    use_storage_options(cfg.storage.options)
+    node = ray.get_runtime_context().get_node_id()
+    rows = []
+    for r in batch.to_pylist():
+        caption = r["caption"]
+        if caption is None and r.get("caption_path"):
+            caption = read_sidecar(r["caption_path"])
+        rows.append({**analyze_one(r["video_path"], caption, cfg, motion), "analysis_node": node})
+    return pa.Table.from_pylist(rows, schema=FLOW_SCHEMA)
+
+
+def read_sidecar(uri: str) -> str | None:
+    """A sidecar caption in object storage, read where the video is analysed (listing
+    100,000 videos must not wait on 100,000 small reads). Unreadable: no caption."""
+    try:
+        text = storage.location(uri).read_bytes().decode(errors="replace").strip()
+    except Exception as e:
+        log.warning("sidecar caption %s unreadable: %s", uri, e)
+        return None
+    return text or None
+
+
+def clip_rows(flow: pa.Table) -> pa.Table:
+    """The nested clips of flow rows as one table (CLIP_FLOW columns)."""
+    clips = flow["clips"].combine_chunks()
+    return pa.Table.from_struct_array(clips.flatten())
+
+
+def with_clip_rows(flow: pa.Table, clips: pa.Table) -> pa.Table:
+    """`flow` with its nested clips replaced by `clips` (same rows, same order)."""
+    old = flow["clips"].combine_chunks()
+    offsets = pc.subtract(old.offsets, old.offsets[0])
+    struct = pa.StructArray.from_arrays(
+        [clips[c].combine_chunks() for c in CLIP_FLOW.names], fields=list(CLIP_FLOW)
+    )
+    nested = pa.ListArray.from_arrays(offsets, struct, type=FLOW_SCHEMA.field("clips").type)
+    return flow.set_column(flow.schema.get_field_index("clips"), "clips", nested)
 
 
 def _load_stage(name: str, cfg: CurateConfig):
@@ -131,10 +176,12 @@ def _load_stage(name: str, cfg: CurateConfig):
 
 
 class ModelStageActor:
-    """Ray Data actor: loads one model stage once, then maps batches of flow rows."""
+    """Ray Data actor: loads one model stage once, then maps blocks of flow rows, the
+    clips of a block in batches of `batch_size`."""
 
     def __init__(self, name: str, cfg: CurateConfig):
         self.name = name
+        self.batch_size = getattr(cfg, name).batch_size
         self.inputs, self.outputs = STAGE_COLUMNS[name]
         # A model that cannot load will not load on a retry either: keep the error and
         # raise it from the first batch, where it fails the run once. Raised here, Ray
@@ -146,22 +193,22 @@ class ModelStageActor:
             logging.getLogger("lvd.curate").exception("%s stage failed to load", name)
             self.load_error = e
 
-    def __call__(self, table: pa.Table) -> pa.Table:
+    def __call__(self, flow: pa.Table) -> pa.Table:
         if self.load_error is not None:
             raise self.load_error
-        is_clip = pc.equal(table["row_kind"], "clip")
-        clips = table.filter(is_clip)
+        clips = clip_rows(flow)
         if clips.num_rows == 0:
-            return table
+            return flow
         t0 = time.perf_counter()
-        others = table.filter(pc.invert(is_clip))
-        batch = {c: clips[c].to_pylist() for c in self.inputs}
-        result = self.stage(batch)
+        values: dict[str, list] = {c: [] for c in self.outputs}
+        for start in range(0, clips.num_rows, self.batch_size):
+            part = clips.slice(start, self.batch_size)
+            result = self.stage({c: part[c].to_pylist() for c in self.inputs})
+            for c in self.outputs:
+                values[c] += [_py(v) for v in result[c]]
         for c in self.outputs:
-            values = [_py(v) for v in result[c]]
-            clips = clips.set_column(
-                clips.schema.get_field_index(c), c, pa.array(values, FLOW_SCHEMA.field(c).type)
-            )
+            index = clips.schema.get_field_index(c)
+            clips = clips.set_column(index, c, pa.array(values[c], CLIP_FLOW.field(c).type))
         spent = (time.perf_counter() - t0) / clips.num_rows
         timing = f"{self.name}_s"
         clips = clips.set_column(
@@ -169,7 +216,33 @@ class ModelStageActor:
             timing,
             pa.array([spent] * clips.num_rows, pa.float64()),
         )
-        return pa.concat_tables([others, clips])
+        return with_clip_rows(flow, clips)
+
+
+def write_clips_shard(flow: pa.Table, out: str) -> pa.Table:
+    """Ray Data task, the last stage: write the clips shard of these whole videos to
+    OUT/clips and hand the driver their videos shard to commit (SHARD_SUMMARY).
+
+    The name is a hash of the video ids, so a retried task (its node died) writes the
+    same file again rather than a second copy."""
+    ids = sorted(flow["video_id"].to_pylist())
+    name = "part-" + hashlib.sha1("\0".join(ids).encode()).hexdigest()[:16]
+    clips = clip_rows(flow)
+    storage.write_parquet(
+        clips.select(CLIP_SCHEMA.names).cast(CLIP_SCHEMA),
+        storage.location(out) / "clips" / f"{name}.parquet",
+    )
+    videos = io.BytesIO()
+    pq.write_table(flow.select(VIDEO_SCHEMA.names).cast(VIDEO_SCHEMA), videos, compression="zstd")
+    stage_s = {"analysis": float(pc.sum(flow["analysis_s"]).as_py() or 0.0)}
+    for stage in STAGE_COLUMNS:
+        stage_s[stage] = float(pc.sum(clips[f"{stage}_s"]).as_py() or 0.0)
+    nodes = Counter(flow["analysis_node"].to_pylist())
+    stats = json.dumps({"stage_s": stage_s, "nodes": nodes})
+    return pa.table(
+        {"shard": [name], "videos_parquet": [videos.getvalue()], "stats": [stats]},
+        schema=SHARD_SUMMARY,
+    )
 
 
 def _py(v: Any) -> Any:
