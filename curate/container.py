@@ -78,7 +78,10 @@ def open_container(path: str | os.PathLike, timeout_s: float) -> av.container.In
             return av.open(p, timeout=max(timeout_s, 10.0))
         # Object storage and http(s) through fsspec: FFmpeg reads and seeks a file object
         # whose reads are ranged requests, so a video is never copied whole to disk.
-        return av.open(open_remote(p))
+        remote = open_remote(p)
+        if getattr(remote, "size", None) == 0:
+            raise VideoError("empty", f"file is empty: {p}")
+        return av.open(remote)
     except (av.error.FileNotFoundError, FileNotFoundError) as e:
         raise VideoError("missing", f"no such file: {p}") from e
     except PermissionError as e:
@@ -92,7 +95,8 @@ def open_remote(uri: str):
     go out as ranged requests in blocks of REMOTE_BLOCK bytes, read ahead."""
     import fsspec
 
-    return fsspec.open(uri, "rb", block_size=REMOTE_BLOCK, cache_type="readahead").open()
+    fs, path = fsspec.core.url_to_fs(uri)
+    return fs.open(path, "rb", block_size=REMOTE_BLOCK, cache_type="readahead")
 
 
 def use_storage_options(options: dict[str, dict]) -> None:

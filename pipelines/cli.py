@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+import time
 
 from curate.container import use_storage_options
 from model.config_dict import ConfigError
@@ -167,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", help=COMMANDS["generate"][1], description=COMMANDS["generate"][1]
     )
     p.add_argument("prompts", nargs="*", metavar="PROMPT", help="text prompts")
-    p.add_argument("--ckpt", required=True, help="a training run folder or checkpoint")
+    p.add_argument(
+        "--ckpt", required=True, help="a training run folder or checkpoint (local or a URI)"
+    )
     p.add_argument("--out", required=True, help="an .mp4 path (or a folder for many prompts)")
     p.add_argument("--prompts-file", help="a text file with one prompt per line")
     p.add_argument("--image", help="first frame (image-to-video)")
@@ -228,12 +231,13 @@ def main(argv: list[str] | None = None) -> int:
             use_storage_options(module.storage_options(args))
         out = prepare_out(args.out)
         args.log_dir = local_folder(out) / "logs"
+        started = time.time()
         try:
             with quiet_console(args.log_dir, args.verbose):
                 return int(module.run(args) or 0)
         finally:
             if not storage.is_local(out) and args.log_dir.is_dir():
-                storage.upload(args.log_dir, out / "logs")
+                storage.upload(args.log_dir, out / "logs", newer_than=started - 1)
     except (UsageError, ConfigError) as e:
         print(f"lvd {args.command}: error: {e}", file=sys.stderr)
         return 2

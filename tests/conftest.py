@@ -33,3 +33,46 @@ def tiny(tmp_path_factory):
     from curate.tiny_models import ensure_tiny_models
 
     return ensure_tiny_models(tmp_path_factory.mktemp("tiny"))
+
+
+# A real S3-protocol server on localhost (moto's server mode) for the storage tests. Its
+# endpoint and fake credentials are set when the test session starts, before any Ray
+# starts, so that Ray's workers inherit them as a cluster's workers would.
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+S3_PORT = _free_port()
+os.environ.update(
+    AWS_ENDPOINT_URL=f"http://127.0.0.1:{S3_PORT}",
+    AWS_ACCESS_KEY_ID="lvd-test",
+    AWS_SECRET_ACCESS_KEY="lvd-test-secret",
+    AWS_DEFAULT_REGION="us-east-1",
+)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """The endpoint URL of a moto S3 server that runs for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=S3_PORT, verbose=False)
+    server.start()
+    yield os.environ["AWS_ENDPOINT_URL"]
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server, request):
+    """A fresh, empty bucket for one test: its name."""
+    import uuid
+
+    import boto3
+
+    name = f"lvd-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name

@@ -18,6 +18,18 @@ _WORKER_ENV = {
     "TOKENIZERS_PARALLELISM": "false",
 }
 _FORWARDED = ("HF_HUB_OFFLINE", "HF_HOME", "LVD_CACHE", "TORCH_HOME")
+# Storage credentials and endpoints, so that workers reach the buckets the driver does
+# (fsspec's own FSSPEC_<PROTOCOL>* variables are forwarded too).
+_STORAGE = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_PROFILE",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+)
 
 
 def start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None):
@@ -29,7 +41,8 @@ def start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None):
 
     if ray.is_initialized():
         return ray
-    env = {**_WORKER_ENV, **{k: os.environ[k] for k in _FORWARDED if k in os.environ}}
+    forwarded = [k for k in os.environ if k in (*_FORWARDED, *_STORAGE) or k.startswith("FSSPEC_")]
+    env = {**_WORKER_ENV, **{k: os.environ[k] for k in forwarded}}
     kwargs = dict(
         include_dashboard=False,
         logging_level=logging.ERROR,

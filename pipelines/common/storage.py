@@ -83,9 +83,21 @@ def parts(folder: Path, pattern: str = "part-*.parquet") -> list[Path]:
         return []
 
 
-def upload(local: Path, remote: Path) -> None:
-    """Copy a local file or folder tree to `remote` (an object per file)."""
+def fingerprint(path: Path) -> list:
+    """[name, size, version] of a file: what changes when it is rewritten (the
+    modification time on disk, the ETag in object storage)."""
+    if is_local(path):
+        st = path.stat()
+        return [path.name, st.st_size, st.st_mtime_ns]
+    info = path.fs.info(path.path)
+    return [path.name, info.get("size"), str(info.get("ETag") or info.get("LastModified"))]
+
+
+def upload(local: Path, remote: Path, newer_than: float = 0.0) -> None:
+    """Copy a local file or folder tree to `remote` (an object per file), only the files
+    modified after `newer_than` (a time.time())."""
     files = sorted(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else [local]
+    files = [f for f in files if f.stat().st_mtime >= newer_than]
     for f in files:
         rel = f.relative_to(local).as_posix() if local.is_dir() else ""
         remote.fs.put_file(str(f), f"{remote.path}/{rel}" if rel else remote.path)
@@ -139,10 +151,11 @@ def storage_error(e: BaseException) -> str:
             "no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
             "or AWS_PROFILE; AWS_ENDPOINT_URL for an S3-compatible store)"
         )
-    if isinstance(e, FileNotFoundError) or "NoSuchBucket" in text or "does not exist" in text:
-        return "the bucket does not exist"
-    if isinstance(e, PermissionError) or "AccessDenied" in text or "Forbidden" in text:
+    denied = ("AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch")
+    if isinstance(e, PermissionError) or any(word in text for word in denied):
         return f"access denied ({text[:120]})"
+    if isinstance(e, FileNotFoundError) or "NoSuchBucket" in text:
+        return "the bucket does not exist"
     if "Could not connect" in text or "Connect" in name:
         return f"cannot reach the storage endpoint ({text[:160]})"
     return f"{name}: {text[:200]}"

@@ -100,6 +100,9 @@ def _add_uri(uri: str, out: InputList) -> None:
             return
         kind = _kind(fs, path)
         if kind is None:
+            bucket = path.split("/", 1)[0]
+            if protocol in ("s3", "gs", "gcs") and not fs.exists(bucket):
+                raise UsageError(f"INPUT {uri}: the bucket does not exist")
             raise UsageError(f"input not found: {uri}")
         if kind == "directory":
             _add_listing(fs, protocol, fs.find(path), out)

@@ -25,9 +25,11 @@ from model.sampler import encode_given_frames
 from pipelines.common.config_loader import from_dict
 from pipelines.common.errors import UsageError
 from pipelines.common.run_json import write_run_json
+from pipelines.common.uris import is_uri
 from pipelines.training.checkpoints import model_folder
 from pipelines.training.config import StageConfig, TrainConfig
 from pipelines.training.data import cover_crop, to_unit_range
+from pipelines.training.remote_run import fetch_model
 from pipelines.training.samples import write_prompt_videos
 from pipelines.training.text_cache import load_text_encoder
 
@@ -96,7 +98,7 @@ def load_frame(path: str, height: int, width: int) -> torch.Tensor:
 def load_for_generation(ckpt: str, device: torch.device):
     """(model, folder): the networks of a run, checkpoint or model folder (EMA DiT
     weights when the folder is a training checkpoint)."""
-    folder = model_folder(ckpt)
+    folder = model_folder(fetch_model(ckpt) if is_uri(ckpt) else ckpt)
     try:
         model = load_model(folder, device)
     except (FileNotFoundError, ValueError) as e:

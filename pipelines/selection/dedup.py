@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from curate.filtering import near_duplicates
 from curate.semdedup import keep_order, semantic_dedup
-from pipelines.common import shards
+from pipelines.common import shards, storage
 from pipelines.common.errors import UsageError
 
 COLUMN = "clip_embedding"
@@ -29,13 +28,13 @@ def read_embeddings(
 ) -> tuple[np.ndarray, np.ndarray, pa.Table]:
     """(N, D) float16 embeddings of every clip in shard order, which rows have one, and
     the other `columns` of every clip, read in the same pass over the shards."""
-    total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    total = sum(storage.parquet_file(f).metadata.num_rows for f in files)
     others = []
     matrix: np.ndarray | None = None
     valid = np.zeros(total, bool)
     offset = 0
     for f in files:
-        table = pq.read_table(f, columns=[COLUMN, *columns])
+        table = storage.read_parquet(f, [COLUMN, *columns])
         others.append(table.select(columns))
         column = table[COLUMN].combine_chunks()
         del table
@@ -104,7 +103,6 @@ def write_groups(out: Path, clip_ids: pa.ChunkedArray, rows: np.ndarray, group: 
     """OUT/duplicates/part-00000.parquet: one row per member of a group; returns how
     many groups there are."""
     folder = out / "duplicates"
-    folder.mkdir(parents=True, exist_ok=True)
     members = group >= 0
     keeper = group[members]
     ids, group_id = np.unique(keeper, return_inverse=True)

@@ -10,17 +10,15 @@ it removed.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from curate.filtering import keep_mask, resolve_thresholds
-from pipelines.common import shards
+from pipelines.common import shards, storage
 from pipelines.common.errors import UsageError
 from pipelines.common.run_json import peak_rss_mb, read_run_json, write_run_json
 from pipelines.selection.dedup import find_duplicates, read_embeddings, write_groups
@@ -28,16 +26,16 @@ from pipelines.selection.rules import column_values, rules_from_args
 
 
 def clip_files(folder: Path) -> list[Path]:
-    files = sorted((folder / "clips").glob("part-*.parquet"))
+    storage.check_readable(folder, "input folder")
     if not (folder / "clips").is_dir():
         raise UsageError(f"{folder} is not a curated run folder (no clips/ inside)")
-    return files
+    return shards.clip_files(folder)
 
 
 def check_columns(files: list[Path], columns: set[str]) -> None:
     if not files:
         return
-    have = set(pq.read_schema(files[0]).names)
+    have = set(storage.parquet_file(files[0]).schema_arrow.names)
     missing = sorted(columns - have)
     if missing:
         raise UsageError(
@@ -79,11 +77,14 @@ def _dedup(args, files: list[Path], keep: np.ndarray, out: Path) -> dict:
 
 def run(args) -> int:
     started = time.time()
-    src, out = Path(args.input), Path(args.out)
-    if not src.is_dir():
+    src, out = storage.location(args.input, "IN"), storage.location(args.out, "--out")
+    if storage.is_local(src) and not src.is_dir():
         raise UsageError(f"input folder not found: {src}")
-    if out.resolve() == src.resolve():
+    if str(out).rstrip("/") == str(src).rstrip("/") or (
+        storage.is_local(out) and storage.is_local(src) and out.resolve() == src.resolve()
+    ):
         raise UsageError("--out must differ from the input folder")
+    storage.check_writable(out)
     rules = rules_from_args(args.rules)
     if args.dedup is not None and not 0.0 < args.dedup <= 1.0:
         raise UsageError(f"--dedup takes a cosine in (0, 1], got {args.dedup}")
@@ -95,14 +96,14 @@ def run(args) -> int:
 
     # Pass 1: the rule columns over the whole input, for percentiles and de-duplication.
     columns = sorted(needed - {"clip_embedding"})
-    tables = [pq.read_table(f, columns=columns) for f in files]
+    tables = [storage.read_parquet(f, columns) for f in files]
     whole = pa.concat_tables(tables) if tables else pa.table({c: [] for c in columns})
     values = {c: column_values(whole, c) for c in columns}
     try:
         thresholds = resolve_thresholds(rules, values)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    n_rows = sum(storage.parquet_file(f).metadata.num_rows for f in files)
     keep_all, removed = keep_mask(rules, thresholds, values, n_rows)
     dedup = None
     if args.dedup:
@@ -110,19 +111,18 @@ def run(args) -> int:
     del whole, tables
 
     # Pass 2: stream every shard through the mask.
-    (out / "clips").mkdir(parents=True, exist_ok=True)
-    for old in (out / "clips").glob("part-*.parquet"):
+    for old in storage.parts(out / "clips"):
         old.unlink()  # a rerun with new rules replaces the previous output
     offset = 0
     for f in files:
-        table = pq.read_table(f)
+        table = storage.read_parquet(f)
         mask = keep_all[offset : offset + table.num_rows]
         offset += table.num_rows
         shards.write_atomic(table.filter(pa.array(mask)), out / "clips" / f.name)
-    if (src / "videos").is_dir():
-        if (out / "videos").exists():
-            shutil.rmtree(out / "videos")
-        shutil.copytree(src / "videos", out / "videos")
+    for old in storage.parts(out / "videos"):
+        old.unlink()
+    for f in storage.parts(src / "videos"):  # provenance, and the commit records of clips/
+        storage.write_bytes(out / "videos" / f.name, f.read_bytes())
 
     n_in, n_kept = len(keep_all), int(keep_all.sum())
     report = [

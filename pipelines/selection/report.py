@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from pipelines.common import shards
+from pipelines.common import shards, storage
 from pipelines.common.errors import UsageError
 from pipelines.common.run_json import read_run_json
 
@@ -122,17 +121,20 @@ def _duplicate_groups(folder: Path, info: dict) -> str:
     """The largest duplicate groups `lvd filter --dedup` found, each clip beside the one
     kept for it (keyframes from the filter's input, where the dropped clips still are)."""
     path = folder / "duplicates" / "part-00000.parquet"
-    source = Path(info.get("input", ""))
+    source = storage.location(info.get("input", ""))
     if not path.is_file() or not (source / "clips").is_dir():
         return ""
-    groups = pq.read_table(path)
+    groups = storage.read_parquet(path)
     if groups.num_rows == 0:
         return "<h2>Duplicate groups</h2><p>none found</p>"
     sizes = collections.Counter(groups["group_id"].to_pylist())
     shown = [g for g, _ in sizes.most_common(DUPLICATE_GROUPS)]
     members = groups.filter(pc.is_in(groups["group_id"], pa.array(shown, pa.int64())))
     ids = members["clip_id"].to_pylist()
-    rows = pq.read_table(source / "clips", filters=[("clip_id", "in", ids)]).to_pylist()
+    picked = [
+        storage.read_parquet(f, filters=[("clip_id", "in", ids)]) for f in shards.clip_files(source)
+    ]
+    rows = pa.concat_tables(picked).to_pylist() if picked else []
     by_id = {r["clip_id"]: r for r in rows}
     parts = [f"<h2>Duplicate groups ({len(sizes)}; the {len(shown)} largest)</h2>"]
     for g in shown:
@@ -204,11 +206,14 @@ def build_report(folder: Path) -> str:
 
 
 def run(args) -> int:
-    folder = Path(args.input)
+    folder = storage.location(args.input, "DIR")
+    storage.check_readable(folder, "DIR")
     if not (folder / "clips").is_dir() and not (folder / "videos").is_dir():
         raise UsageError(f"{folder} is not a curated or filtered run folder")
-    out = Path(args.out) if args.out else folder / "report.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(build_report(folder))
+    out = storage.location(args.out, "--out") if args.out else folder / "report.html"
+    storage.check_writable(out.parent)
+    if storage.is_local(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    storage.write_bytes(out, build_report(folder).encode())
     print(f"lvd report: wrote {out}", file=sys.stderr)
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -55,6 +56,7 @@ class Checkpointer:
         self.run, self.d, self.keep = run, d, keep
         self.folder = resume_from  # what a resume reads from; None for a new run
         self.last = resume_from
+        self.after_save: Callable[[Path], None] | None = None  # e.g. upload the run
 
     # -- saving ------------------------------------------------------------------------
     def save(
@@ -85,6 +87,8 @@ class Checkpointer:
         files["config.json"] = lambda p: p.write_text(config)
         if self.d.is_main:
             self.last = ckpt.write_checkpoint(self.run, step, files, self.keep)
+            if self.after_save is not None:
+                self.after_save(self.last)
         self.last = self.d.broadcast_object(self.last)
         self.d.barrier()
         return self.last

@@ -4,7 +4,8 @@ A run folder that already holds checkpoints is continued only with --resume, fro
 newest whole checkpoint (damaged newer ones are set aside and named on the console).
 A resumed run keeps its own config; --preset/--config/--set may then change only the
 keys that do not change what is computed (RESUMABLE_KEYS). RUN/run.json records each
-invocation: running, then done, stopped or failed.
+invocation: running, then done, stopped or failed. A URI --out is trained in a local
+staging folder and mirrored to the URI after every checkpoint (training/remote_run.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipelines.common import storage
 from pipelines.common.config_loader import build, from_dict, to_dict
 from pipelines.common.errors import UsageError
 from pipelines.common.run_json import record_run
@@ -23,6 +25,7 @@ from pipelines.training import distributed as ddp
 from pipelines.training.config import PRESETS, TrainConfig
 from pipelines.training.data import load_clips
 from pipelines.training.metrics import MetricsLog
+from pipelines.training.remote_run import local_run
 from pipelines.training.steps import TrainingStopped
 from pipelines.training.trainer import Trainer
 
@@ -38,7 +41,9 @@ UNCAPTIONED_MAX = 0.5  # a DiT stage whose clips lack captions more often stops
 
 
 def run(args) -> int:
-    out = Path(args.out)
+    out, mirror = local_run(storage.location(args.out, "--out"))
+    if mirror is not None:
+        mirror.pull(args.resume)
     resume_from, skipped = (None, [])
     if ckpt.complete_checkpoints(out):
         if not args.resume:
@@ -51,9 +56,11 @@ def run(args) -> int:
             raise UsageError(f"no usable checkpoint in {out / 'checkpoints'}: {skipped[0]}")
     saved = json.loads((resume_from / "trainer.json").read_text()) if resume_from else None
     cfg = resolve_config(args, saved["config"] if saved else None)
-    data = Path(args.data) if args.data else (Path(saved["data"]) if saved else None)
+    data = args.data or (saved["data"] if saved else None)
     if data is None:
         raise UsageError("--data is required: a curated or filtered run folder")
+    data = storage.location(data, "--data")
+    storage.check_readable(data, "--data")
     if not (data / "clips").is_dir():
         raise UsageError(f"{data} is not a curated run folder (no clips/ inside)")
     counts = check_stage_data(cfg, data)
@@ -76,6 +83,8 @@ def run(args) -> int:
                 final=str(out / "final") if status == "done" else None,
             )
         record_run(out, started, info, **info)
+        if mirror is not None:
+            mirror.push()
 
     try:
         if d.is_main:
@@ -88,6 +97,8 @@ def run(args) -> int:
         trainer = Trainer(
             cfg, data, out, d, resume_from, args.stop_after, ray_address=args.ray_address
         )
+        if mirror is not None and d.is_main:
+            trainer.checkpointer.after_save = mirror.push
         for name, (kept, uncaptioned) in counts.items() if d.is_main else ():
             print(
                 f"lvd train: {name}: {kept} clips after its rules, {uncaptioned} of them "

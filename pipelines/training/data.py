@@ -23,13 +23,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader
 
 from curate.clip_reader import read_frames_at
 from curate.container import VideoError
 from curate.filtering import Rule
+from pipelines.common import shards, storage
 from pipelines.common.errors import UsageError
 from pipelines.selection.rules import apply_rules
 
@@ -60,15 +60,16 @@ class ClipRow:
 
 def load_clips(folder: Path, rules: list[Rule]) -> list[ClipRow]:
     """Every clip of a run folder that passes `rules`, in shard order."""
-    files = sorted((Path(folder) / "clips").glob("part-*.parquet"))
+    folder = storage.location(folder)
+    files = shards.clip_files(folder)
     if not files:
-        raise UsageError(f"no clip shards in {Path(folder) / 'clips'} (run lvd curate first)")
-    have = set(pq.read_schema(files[0]).names)
+        raise UsageError(f"no clip shards in {folder / 'clips'} (run lvd curate first)")
+    have = set(storage.parquet_file(files[0]).schema_arrow.names)
     needed = sorted(set(COLUMNS) | {r.column for r in rules} | (set(OPTIONAL) & have))
     missing = [c for c in needed if c not in have]
     if missing:
         raise UsageError(f"clip shards in {folder} lack column {missing[0]!r}")
-    table = apply_rules(pa.concat_tables(pq.read_table(f, columns=needed) for f in files), rules)
+    table = apply_rules(pa.concat_tables(storage.read_parquet(f, needed) for f in files), rules)
     return [
         ClipRow(
             r["clip_id"],

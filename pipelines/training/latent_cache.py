@@ -37,6 +37,7 @@ import torch
 from curate.container import VideoError
 from model.config import TextEncoderConfig
 from model.precision import autocast
+from pipelines.common import shards, storage
 from pipelines.common.errors import UsageError
 from pipelines.selection.rules import parse_rules
 from pipelines.training import checkpoints as ckpt
@@ -158,13 +159,14 @@ class CacheEncoder:
 
 def cache_key(job: CacheJob) -> dict:
     """Everything the cached samples depend on (compared, not hashed: it is readable)."""
-    shards = sorted((Path(job.data) / "clips").glob("part-*.parquet"))
+    data = storage.location(job.data)
+    files = shards.clip_files(data)
     stage, spec = job.stage, job.spec
     key = {
         "version": VERSION,
         "stage": job.name,
-        "data": str(Path(job.data).resolve()),
-        "shards": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in shards],
+        "data": str(data.resolve() if storage.is_local(data) else data),
+        "shards": [storage.fingerprint(p) for p in files],
         "frames": stage.frames,
         "fps": stage.fps,
         "buckets": [list(b) for b in stage.buckets],
