@@ -38,7 +38,7 @@ from pipelines.common.config_loader import build, to_dict
 from pipelines.common.console import copy_worker_logs
 from pipelines.common.errors import CommandFailed, UsageError
 from pipelines.common.out_dir import local_folder
-from pipelines.common.run_json import record_run
+from pipelines.common.run_json import peak_rss_mb, record_run
 from pipelines.curation.inputs import InputItem, list_inputs
 from pipelines.curation.stages import (
     SHARD_SUMMARY,
@@ -244,6 +244,12 @@ def run(args) -> int:
     skipped = len(inputs.items) - len(todo)
     if args.limit is not None:
         todo = todo[: args.limit]
+    if args.ray_address and storage.is_local(out):
+        print(
+            f"lvd curate: --out {out} is a local folder: every node of the cluster writes "
+            "clips shards into it, so it must be a shared filesystem (or use s3://, gs://)",
+            file=sys.stderr,
+        )
     print(
         f"lvd curate: {len(inputs.items)} videos listed, {skipped} already in {out}, "
         f"{len(todo)} to do; stages {','.join(stages)}",
@@ -274,6 +280,7 @@ def run(args) -> int:
         "stage_time_s": {k: round(v, 3) for k, v in stats.stage_s.items()},
         "shards_written": stats.shards,
         "nodes": dict(stats.nodes),
+        "driver_peak_rss_mb": peak_rss_mb(),
     }
     total = totals(out)
     this_run["models"] = models
