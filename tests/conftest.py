@@ -17,6 +17,16 @@ def shared_videos() -> Path:
 
 
 @pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray of 2 CPUs for one test module (ray.init costs seconds)."""
+    from pipelines.common.ray_start import start_ray
+
+    ray = start_ray(None, 2, None)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny models on 2 shared cores: a second torch thread only adds contention."""
     import torch

@@ -26,15 +26,6 @@ TIMING_COLUMNS = ["analysis_s"]
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    from pipelines.common.ray_start import start_ray
-
-    ray = start_ray(None, 2, None)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """Three good videos (cuts inside), one with a sidecar caption, and bad files."""
     d = tmp_path_factory.mktemp("corpus")

@@ -22,15 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    from pipelines.common.ray_start import start_ray
-
-    ray = start_ray(None, 2, None)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """Three videos with cuts (one with a sidecar caption, one in a sub-folder) and two
     bad files, the same on disk and in a bucket."""
@@ -119,9 +110,7 @@ def test_list_file_and_glob_in_a_bucket(ray_local, raw_bucket, s3_run, tmp_path)
     from pipelines.curation.inputs import list_inputs
 
     listed = [it.path for it in list_inputs([f"s3://{listing}"]).items]
-    assert listed == [f"{raw_bucket}/../raw/a.mp4", f"{raw_bucket}/../raw/nested/b.mp4"] or [
-        p.endswith(("a.mp4", "b.mp4")) for p in listed
-    ] == [True, True]
+    assert listed == [f"{raw_bucket}/a.mp4", f"{raw_bucket}/nested/b.mp4"]
     globbed = list_inputs([f"{raw_bucket}/*.mp4"]).items
     assert sorted(it.path.rsplit("/", 1)[1] for it in globbed) == ["a.mp4", "c.mp4", "empty.mp4"]
     assert [it.caption_path for it in globbed if it.path.endswith("a.mp4")] == [
@@ -150,7 +139,7 @@ def test_kill_9_on_s3_then_rerun_equals_uninterrupted(raw_bucket, local_run):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     seen = by_video(out)
-    assert 1 <= len(seen) < 5, "the kill landed before the first or after the last shard"
+    assert len(seen) < 5, "the kill landed after the last shard: nothing was resumed"
     assert all(seen[name] == by_video(local_run)[name] for name in seen)  # whole videos only
     assert subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True).returncode == 0
     assert by_video(out) == by_video(local_run)

@@ -16,6 +16,7 @@ import csv
 import glob
 import io
 import os
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.config import VIDEO_EXTENSIONS
+from pipelines.common import storage
 from pipelines.common.errors import UsageError
 from pipelines.common.uris import check_uri, is_uri
 
@@ -118,9 +120,7 @@ def _add_uri(uri: str, out: InputList) -> None:
     except UsageError:
         raise
     except Exception as e:  # no credentials, no such bucket, access denied, no endpoint
-        from pipelines.common.storage import storage_error
-
-        raise UsageError(f"INPUT {uri}: {storage_error(e)}") from None
+        raise UsageError(f"INPUT {uri}: {storage.storage_error(e)}") from None
 
 
 def _kind(fs, path: str) -> str | None:
@@ -184,13 +184,13 @@ def _read_list(path: Path | str) -> list[InputItem]:
     base = text_path.rsplit("/", 1)[0] if is_uri(text_path) else str(Path(path).parent)
     suffix = _suffix(text_path)
     if suffix == ".txt":
-        lines = [ln.strip() for ln in _read_bytes(text_path).decode().splitlines()]
+        lines = [ln.strip() for ln in storage.location(text_path).read_bytes().decode().splitlines()]
         return [InputItem(_resolve(ln, base)) for ln in lines if ln and not ln.startswith("#")]
     if suffix == ".csv":
-        rows = list(csv.DictReader(io.StringIO(_read_bytes(text_path).decode(), newline="")))
+        rows = list(csv.DictReader(io.StringIO(storage.location(text_path).read_bytes().decode(), newline="")))
         columns = list(rows[0].keys()) if rows else []
     else:
-        table = pq.read_table(pa.BufferReader(_read_bytes(text_path)))
+        table = pq.read_table(pa.BufferReader(storage.location(text_path).read_bytes()))
         columns = table.column_names
         rows = table.to_pylist()
     col = next((c for c in PATH_COLUMNS if c in columns), None)
@@ -209,19 +209,11 @@ def _read_list(path: Path | str) -> list[InputItem]:
     return items
 
 
-def _read_bytes(path: str) -> bytes:
-    if not is_uri(path):
-        return Path(path).read_bytes()
-    import fsspec
-
-    with fsspec.open(path, "rb") as f:
-        return f.read()
-
-
 def _resolve(p: str, base: str) -> str:
     """List entries are relative to the list file's folder, like paths in a playlist."""
     if is_uri(p) or os.path.isabs(p):
         return p
     if is_uri(base):
-        return f"{base}/{p}"
+        scheme, key = base.split("://", 1)
+        return f"{scheme}://{posixpath.normpath(f'{key}/{p}')}"
     return str((Path(base) / p).resolve())
