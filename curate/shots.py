@@ -7,7 +7,8 @@ thumbnail (curate.signals) and, at the cascade's strides, feeds PySceneDetect de
 have enough signal after them:
 
 1. cuts: each PySceneDetect proposal is pinned to the frame of largest change in the
-   sampled interval and kept if the cut check says it is a cut (not a flash);
+   sampled interval; with every frame ContentDetector's default threshold would cut at,
+   it is kept if the cut check says it is a cut (not a flash, not a camera move);
 2. dark: black, uniform and dipped frames, merged into runs;
 3. fades next to dark runs and running into cuts;
 4. dissolves: histogram-lag peaks and the coarse detectors' proposals not explained by
@@ -41,6 +42,7 @@ from curate.dissolve_check import DissolveCheck
 from curate.fade_check import DarkCheck, FadeCheck
 from curate.frame_rate import known_fps
 from curate.signals import FrameSignals
+from curate.transnet import TransNetLevel, resolve_device, rgb_frame
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,12 @@ class ShotTracker:
         #   have searched a fade's length beyond it. A fade found later may still reach
         #   back into that window; it is not awaited (the dissolve check was tuned on
         #   what stages 1-3 know by then), but the segments wait for it (`_advance`).
-        self.ahead = max(self.cut.reach, self.dark.reach, self.fade.reach, self.cascade.reach)
+        device = resolve_device(cfg.transnetv2)
+        self.learned = TransNetLevel(device, cfg.transnetv2_batch) if device else None
+        reaches = [self.cut.reach, self.dark.reach, self.fade.reach, self.cascade.reach]
+        if self.learned is not None:
+            reaches.append(self.learned.reach + self.cut.reach)
+        self.ahead = max(reaches)
         self.behind = self.dissolve.half + self.fade.limit
         history = self.ahead + self.behind + self.dissolve.reach + 2 * max(self.lags) + block
         self.signals = FrameSignals(cfg.thumb_short_side, self.lags, history, cfg.black_luma, block)
@@ -105,6 +112,9 @@ class ShotTracker:
         self._d = 0  # stage 4 done for candidates < _d
         self._dark_start: int | None = None
         self._cut_candidates: set[int] = set()
+        self._votes: set[int] = set()  # candidates a detector cut at by its own threshold
+        self._learned_done = 0  # TransNetV2 predictions read for frames < this
+        self._learned_gradual: list[tuple[int, int]] = []  # its marked runs [lo, hi)
         self._gradual: list[int] = []
         self._cuts: list[int] = []  # verified cuts whose fades are still to be looked for
         self._seg_start = 0
@@ -120,11 +130,15 @@ class ShotTracker:
         sig.push(y, u, v)
         if self.cascade.wants(index):
             self.cascade.push(index, thumb_bgr(sig.thumbs(index, index + 1)[0]))
+        if self.learned is not None:
+            self.learned.push(rgb_frame(y, u, v))
         return self._advance(final=False) if sig.count != before else []
 
     def finish(self) -> list[Segment]:
         """Flush everything; returns the remaining segments up to the last frame."""
         self.signals.flush()
+        if self.learned is not None:
+            self.learned.finish()
         n = self.signals.count
         if n:
             end = FrameTimecode(n - 1, fps=self.fps)
@@ -156,7 +170,14 @@ class ShotTracker:
         scores = self.signals.arrays()
         for k, seconds in zip(self.lags, self._lag_seconds, strict=True):
             scores[f"hist_{seconds:g}s"] = scores.pop(f"hist_lag{k}")
-        return {**scores, **self.cascade.arrays(n)}
+        scores.update(self.cascade.arrays(n))
+        if self.learned is not None:
+            for name in ("single", "many"):
+                v = np.full(n, np.nan, np.float32)
+                got = getattr(self.learned, name)[:n]
+                v[: len(got)] = got
+                scores[f"transnetv2_{name}"] = v
+        return scores
 
     # -- stages --------------------------------------------------------------------------
 
@@ -168,7 +189,7 @@ class ShotTracker:
         e = scores["energy"].values
         p1 = n if final else max(0, n - self.ahead)
         if p1 > self._p:
-            self._cuts_stage(diff, std, self._p, p1)
+            self._cuts_stage(diff, std, self._p, p1, final)
             self._dark_stage(e, std, self._p, p1, n, final)
             self._p = p1
         d1 = n if final else max(0, p1 - self.behind)
@@ -187,7 +208,7 @@ class ShotTracker:
             settled = lowest - max(self.cfg.trim_frames, self.cfg.cut_trim_frames)
         return self._segments(max(0, settled), n, final)
 
-    def _cuts_stage(self, diff, std, a: int, b: int) -> None:
+    def _cuts_stage(self, diff, std, a: int, b: int, final: bool) -> None:
         dark = self.signals.scores["dark"].values
         self._cuts = [c for c in self._cuts if c >= a]  # older ones are settled
         for lv in self.cascade.levels:
@@ -199,14 +220,60 @@ class ShotTracker:
                     self._gradual.append(max(0, p - lv.stride // 2))
                 self._cut_candidates.add(c)
             lv.proposals.clear()
+        # Every frame PySceneDetect's ContentDetector would cut at (its default threshold
+        # on the same thumbnails) is a candidate too, fast shots included.
+        content = self.signals.scores["content"].values
+        flagged = [
+            int(c) for c in np.flatnonzero(content[a:b] >= self.cfg.cut_content_threshold) + a
+        ]
+        self._cut_candidates.update(flagged)
+        self._votes.update(flagged)
+        if self.learned is not None:
+            self._learned_stage(diff, final)
         for c in sorted(x for x in self._cut_candidates if x < b):
             self._cut_candidates.discard(c)
+            voted = c in self._votes
+            self._votes.discard(c)
             if c < max(a, 1) or c in self._cuts:
                 continue
-            if not self.cut.check(self.signals, diff, std, dark, c).found:
+            if not self.cut.check(self.signals, diff, std, dark, c, voted).found:
                 continue
             self._cuts.append(c)
             self._add(Boundary(c, c, "cut"))
+
+    def _learned_stage(self, diff, final: bool) -> None:
+        """TransNetV2's new predictions become candidates: a run of `single` over the
+        threshold proposes a cut at the largest change from its first frame to the frame
+        after its last (the new shot's first), and a run of `many` longer than
+        NEAR_BOUNDARY frames proposes a gradual transition at its middle."""
+        lv, th = self.learned, self.cfg.transnetv2_threshold
+        a = self._learned_done
+        b = len(lv.single) if final else min(len(lv.single), self.signals.count - 1)
+        above = (lv.single[a:b] >= th) | (lv.many[a:b] >= th)
+        if not final and len(above) and above[-1]:  # a run still open: read it next time
+            if above.all():
+                return
+            b -= int(np.argmin(above[::-1]))
+        for lo, hi in _runs(lv.single[a:b] >= th, a):
+            if lo + 1 < len(diff):
+                c = lo + 1 + int(np.argmax(diff[lo + 1 : hi + 2]))
+                self._cut_candidates.add(c)
+                self._votes.add(c)
+        for lo, hi in _runs(lv.many[a:b] >= th, a):
+            if hi - lo >= NEAR_BOUNDARY:
+                self._gradual.append((lo + hi) // 2)
+                self._learned_gradual.append((lo, hi + 1))
+        self._learned_done = b
+
+    def _learned_fallback(self, b: int) -> None:
+        """A gradual transition TransNetV2 marked and no check placed (the dissolve check
+        cannot read every kind: wipes, dissolves between moving shots of the same
+        colours): its marked frames are cut out as they are."""
+        known = self.boundaries + self._recent
+        for lo, hi in [r for r in self._learned_gradual if r[0] < b]:
+            self._learned_gradual.remove((lo, hi))
+            if not any(x.start <= hi and lo <= x.end for x in known):
+                self._add(Boundary(lo, hi, "dissolve"))
 
     def _histogram_change(self, c: int) -> bool:
         """Cheap filter for gradual proposals: colour histograms change around c."""
@@ -287,6 +354,8 @@ class ShotTracker:
             found = self.dissolve.check(sig, diff, std, c, lo, hi, open_lo, open_hi)
             if found.found:
                 self._add(Boundary(found.start, found.end, "dissolve"))
+        if self.learned is not None:
+            self._learned_fallback(b)
 
     def _add(self, b: Boundary) -> None:
         b = Boundary(max(0, b.start), max(b.start, b.end), b.kind)
@@ -331,6 +400,14 @@ class ShotTracker:
                 out.append(Segment(s, s + piece, self._shot, self._seg_kind, "split"))
                 self._seg_start, self._seg_kind = s + piece, "split"
         return out
+
+
+def _runs(mask: np.ndarray, offset: int) -> list[tuple[int, int]]:
+    """(first, last) frames of each run of True in mask, shifted by offset."""
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
+    return [
+        (int(s) + offset, int(e) - 1 + offset) for s, e in zip(edges[::2], edges[1::2], strict=True)
+    ]
 
 
 def clip_spans(seg: Segment, times_s: np.ndarray, fps: float, cfg: ShotConfig) -> list[Segment]:

@@ -137,3 +137,23 @@ def scene_frames(
             cv2.warpAffine(tex, m, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         )
     return out
+
+
+def photo_pan(name: str, frames: int, width: int, height: int, speed: float) -> list[np.ndarray]:
+    """One of scikit-image's photographs filmed by a camera panning right at `speed`
+    output pixels per frame (detailed real content, unlike the smooth textures)."""
+    import skimage.data
+
+    img = getattr(skimage.data, name)()
+    img = np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img[:, :, :3]
+    zoom, y0 = 0.6, 0.2 * img.shape[0]
+    return [
+        cv2.warpAffine(
+            img,
+            np.float32([[zoom, 0, i * speed], [0, zoom, y0]]),  # output -> photo coordinates
+            (width, height),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REFLECT_101,
+        )
+        for i in range(frames)
+    ]

@@ -8,11 +8,14 @@ import json
 
 import numpy as np
 import pytest
+from scenedetect import ContentDetector, FrameTimecode, detect
 
-from curate.analyze import analyze_video
+from curate.analyze import analyze_video, decode_options
+from curate.cascade import thumb_bgr
 from curate.config import CurateConfig, ShotConfig
 from curate.pixel_measures import pixel_progress
-from curate.shots import Segment, clip_spans
+from curate.shots import Segment, ShotTracker, clip_spans
+from curate.video import VideoReader
 from tests import synth
 from tests.synth import Shot
 
@@ -195,3 +198,47 @@ def test_a_cut_near_either_end_of_the_video_counts_like_any_other(tmp_path, firs
     result = analyse(tmp_path, "edge", frames)
     assert [(b.start, b.kind) for b in result.transitions] == [(first, "cut")]
     assert_clean(result, [(first - 1, first + 1)])
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "speed"),
+    [("coffee", "chelsea", 14), ("camera", "coins", 14), ("coffee", "chelsea", 8)],
+)
+def test_a_cut_out_of_a_fast_shot_is_found(tmp_path, first, second, speed):
+    # Photographs panned fast (14 px a frame at 320x180): the raw difference at the cut
+    # is only 2.3-2.5x the difference between neighbouring frames, as in a fast street
+    # shot; PySceneDetect's default ContentDetector finds these cuts.
+    frames = synth.photo_pan(first, 60, 320, 180, speed) + synth.photo_pan(
+        second, 60, 320, 180, speed
+    )
+    path = synth.write(tmp_path / "fast.mp4", frames)
+    diff = analyze_video(path, CurateConfig(), motion=False).frame_scores["diff"]
+    assert diff[60] < 3.3 * np.median(np.r_[diff[55:60], diff[61:66]])
+    scenes = detect(path, ContentDetector())
+    assert [s.frame_num for s, _ in scenes[1:]] == [60]
+    result = analyze_video(path, CurateConfig(), motion=False)
+    assert [(b.start, b.kind) for b in result.transitions] == [(60, "cut")]
+    assert spans(result) == [(0, 59), (61, 120)]
+
+
+def test_content_score_is_content_detectors_own(tmp_path):
+    # The per-frame score the cut candidates come from equals ContentDetector's
+    # content_val on the same thumbnails (computed there one frame at a time).
+    frames = synth.photo_pan("coffee", 30, 160, 96, 6) + synth.photo_pan("chelsea", 30, 160, 96, 2)
+    path = synth.write(tmp_path / "content.mp4", frames)
+    cfg = CurateConfig()
+    with VideoReader(path, decode_options(cfg.decode)) as reader:
+        tracker = ShotTracker(reader.info.fps, cfg.shots)
+        for frame in reader:
+            tracker.push(frame.index, *frame.planes())
+        tracker.finish()
+    ours = tracker.frame_scores()["content"]
+    detector = ContentDetector(min_scene_len=0)
+    theirs = []
+    for i in range(len(frames)):
+        detector.process_frame(
+            FrameTimecode(i, fps=24.0), thumb_bgr(tracker.signals.thumbs(i, i + 1)[0])
+        )
+        theirs.append(detector._frame_score)
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    assert ours[30] > 27 > ours[1:30].max()

@@ -146,6 +146,8 @@ def curate_videos(
         batch_format="pyarrow",
         fn_kwargs={"cfg": cfg, "motion": "motion" in stages},
         num_cpus=cfg.pipeline.analysis_cpus,
+        # TransNetV2 runs inside the analysis: give it a GPU where there is one
+        num_gpus=cfg.pipeline.analysis_gpus if has_gpu and cfg.shots.transnetv2 != "off" else 0,
     )
     for name in STAGE_COLUMNS:
         if name not in stages:
