@@ -21,7 +21,8 @@ from curate.container import VideoInfo
 from curate.frame_rate import known_fps
 from curate.keyframes import KeyframePicker
 from curate.motion import MotionSampler
-from curate.shots import Boundary, Segment, ShotTracker, clip_spans
+from curate.segments import Boundary, Segment, clip_spans
+from curate.shots import ShotTracker
 from curate.video import DecodeOptions, VideoReader
 
 CLIP_KEYS = (

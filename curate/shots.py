@@ -23,14 +23,10 @@ windows), and a frame is final once no pending decision can land on it (about 10
 behind the newest frame with the defaults). Thumbnails and histograms are held only for
 that span.
 
-`clip_spans` turns a segment into clips: dropped below min_clip_s, cut into equal parts
-of at most max_clip_s.
+Segments become clips in curate.segments.
 """
 
 from __future__ import annotations
-
-import math
-from dataclasses import dataclass
 
 import numpy as np
 from scenedetect import FrameTimecode
@@ -41,30 +37,9 @@ from curate.cut_check import CutCheck
 from curate.dissolve_check import DissolveCheck
 from curate.fade_check import DarkCheck, FadeCheck
 from curate.frame_rate import known_fps
+from curate.segments import Boundary, Segment
 from curate.signals import FrameSignals
 from curate.transnet import TransNetLevel, resolve_device, rgb_frame
-
-
-@dataclass(frozen=True)
-class Boundary:
-    """Frames [start, end) that belong to no shot; a cut has start == end (its new shot's
-    first frame)."""
-
-    start: int
-    end: int
-    kind: str
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A clean stretch [start, end) of one shot, after trimming; what bounds it."""
-
-    start: int
-    end: int
-    shot_index: int
-    kind_in: str  # cut | fade | dissolve | black | start | split
-    kind_out: str  # cut | fade | dissolve | black | end | split
-
 
 # Analysis windows are sized in frames at the video's rate, up to this one.
 MAX_ANALYSIS_FPS = 240.0
@@ -98,7 +73,11 @@ class ShotTracker:
         #   back into that window; it is not awaited (the dissolve check was tuned on
         #   what stages 1-3 know by then), but the segments wait for it (`_advance`).
         device = resolve_device(cfg.transnetv2)
-        self.learned = TransNetLevel(device, cfg.transnetv2_batch) if device else None
+        self.learned = (
+            TransNetLevel(device, cfg.transnetv2_batch, cfg.transnetv2_threshold)
+            if device
+            else None
+        )
         reaches = [self.cut.reach, self.dark.reach, self.fade.reach, self.cascade.reach]
         if self.learned is not None:
             reaches.append(self.learned.reach + self.cut.reach)
@@ -113,7 +92,6 @@ class ShotTracker:
         self._dark_start: int | None = None
         self._cut_candidates: set[int] = set()
         self._votes: set[int] = set()  # candidates a detector cut at by its own threshold
-        self._learned_done = 0  # TransNetV2 predictions read for frames < this
         self._learned_gradual: list[tuple[int, int]] = []  # its marked runs [lo, hi)
         self._gradual: list[int] = []
         self._cuts: list[int] = []  # verified cuts whose fades are still to be looked for
@@ -242,28 +220,14 @@ class ShotTracker:
             self._add(Boundary(c, c, "cut"))
 
     def _learned_stage(self, diff, final: bool) -> None:
-        """TransNetV2's new predictions become candidates: a run of `single` over the
-        threshold proposes a cut at the largest change from its first frame to the frame
-        after its last (the new shot's first), and a run of `many` longer than
-        NEAR_BOUNDARY frames proposes a gradual transition at its middle."""
-        lv, th = self.learned, self.cfg.transnetv2_threshold
-        a = self._learned_done
-        b = len(lv.single) if final else min(len(lv.single), self.signals.count - 1)
-        above = (lv.single[a:b] >= th) | (lv.many[a:b] >= th)
-        if not final and len(above) and above[-1]:  # a run still open: read it next time
-            if above.all():
-                return
-            b -= int(np.argmin(above[::-1]))
-        for lo, hi in _runs(lv.single[a:b] >= th, a):
-            if lo + 1 < len(diff):
-                c = lo + 1 + int(np.argmax(diff[lo + 1 : hi + 2]))
-                self._cut_candidates.add(c)
-                self._votes.add(c)
-        for lo, hi in _runs(lv.many[a:b] >= th, a):
-            if hi - lo >= NEAR_BOUNDARY:
-                self._gradual.append((lo + hi) // 2)
-                self._learned_gradual.append((lo, hi + 1))
-        self._learned_done = b
+        """TransNetV2's new predictions become candidates; the runs it marks as gradual
+        are remembered for the fallback."""
+        cuts, gradual = self.learned.proposals(diff, self.signals.count, final)
+        self._cut_candidates.update(cuts)
+        self._votes.update(cuts)
+        for lo, hi in gradual:
+            self._gradual.append((lo + hi) // 2)
+        self._learned_gradual += gradual
 
     def _learned_fallback(self, b: int) -> None:
         """A gradual transition TransNetV2 marked and no check placed (the dissolve check
@@ -400,32 +364,3 @@ class ShotTracker:
                 out.append(Segment(s, s + piece, self._shot, self._seg_kind, "split"))
                 self._seg_start, self._seg_kind = s + piece, "split"
         return out
-
-
-def _runs(mask: np.ndarray, offset: int) -> list[tuple[int, int]]:
-    """(first, last) frames of each run of True in mask, shifted by offset."""
-    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
-    return [
-        (int(s) + offset, int(e) - 1 + offset) for s, e in zip(edges[::2], edges[1::2], strict=True)
-    ]
-
-
-def clip_spans(seg: Segment, times_s: np.ndarray, fps: float, cfg: ShotConfig) -> list[Segment]:
-    """Clips of a segment: none when shorter than min_clip_s, else equal parts of at most
-    max_clip_s. times_s[i] is frame i's time (len > seg.end - 1)."""
-    duration = _span_s(seg.start, seg.end, times_s, fps)
-    if duration + 1e-6 < cfg.min_clip_s:
-        return []
-    parts = max(1, math.ceil(duration / cfg.max_clip_s - 1e-9))
-    edges = np.linspace(seg.start, seg.end, parts + 1).round().astype(int)
-    out = []
-    for k in range(parts):
-        kind_in = seg.kind_in if k == 0 else "split"
-        kind_out = seg.kind_out if k == parts - 1 else "split"
-        out.append(Segment(int(edges[k]), int(edges[k + 1]), seg.shot_index, kind_in, kind_out))
-    return out
-
-
-def _span_s(start: int, end: int, times_s: np.ndarray, fps: float) -> float:
-    end_t = times_s[end] if end < len(times_s) else times_s[end - 1] + 1.0 / fps
-    return float(end_t - times_s[start])

@@ -23,6 +23,7 @@ import numpy as np
 
 WINDOW, STEP, CONTEXT = 100, 50, 25  # TransNetV2's own windowing (predict_frames)
 SIZE = (48, 27)  # width, height of its input frames
+NEAR_RUN = 2  # a marked run this short (frames - 1) is a cut's, not a gradual transition
 
 
 def rgb_frame(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -73,7 +74,8 @@ class TransNetLevel:
     """push(rgb) every frame in order, then finish(); `single` and `many` grow with the
     frames whose predictions are known (float32 probabilities, one per frame)."""
 
-    def __init__(self, device: str, batch: int = 4):
+    def __init__(self, device: str, batch: int = 4, threshold: float = 0.5):
+        self.threshold = threshold
         self.device = device
         self.batch = max(1, int(batch))
         self.model = load_model(device)
@@ -82,6 +84,7 @@ class TransNetLevel:
         self.pushed = 0
         self.single = np.zeros(0, np.float32)
         self.many = np.zeros(0, np.float32)
+        self._read = 0  # predictions handed out as proposals for frames < this
         # frames between the newest frame and the last one with predictions, at most
         self.reach = CONTEXT + STEP * self.batch
 
@@ -122,3 +125,36 @@ class TransNetLevel:
         self.many = np.concatenate([self.many, many[:, mid, 0].float().cpu().numpy().ravel()])
         del self._frames[: windows * STEP]  # the next window starts there
         self._base += windows * STEP
+
+    def proposals(self, diff: np.ndarray, count: int, final: bool):
+        """Transitions in the predictions not read yet: (cut frames, gradual runs).
+
+        A run of `single` over the threshold proposes a cut at the largest frame
+        difference from its first frame to the frame after its last (the new shot's
+        first); a run of `many` longer than NEAR_RUN frames is a gradual transition
+        [first, last + 1). A run still open at the newest prediction waits. count: frames
+        whose differences are known.
+        """
+        th, a = self.threshold, self._read
+        b = len(self.single) if final else min(len(self.single), count - 1)
+        above = (self.single[a:b] >= th) | (self.many[a:b] >= th)
+        if not final and len(above) and above[-1]:
+            if above.all():
+                return [], []
+            b -= int(np.argmin(above[::-1]))
+        cuts = [
+            lo + 1 + int(np.argmax(diff[lo + 1 : hi + 2]))
+            for lo, hi in _runs(self.single[a:b] >= th, a)
+            if lo + 1 < len(diff)
+        ]
+        gradual = [(lo, hi + 1) for lo, hi in _runs(self.many[a:b] >= th, a) if hi - lo >= NEAR_RUN]
+        self._read = b
+        return cuts, gradual
+
+
+def _runs(mask: np.ndarray, offset: int) -> list[tuple[int, int]]:
+    """(first, last) frames of each run of True in mask, shifted by offset."""
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
+    return [
+        (int(s) + offset, int(e) - 1 + offset) for s, e in zip(edges[::2], edges[1::2], strict=True)
+    ]

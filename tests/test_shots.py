@@ -14,7 +14,8 @@ from curate.analyze import analyze_video, decode_options
 from curate.cascade import thumb_bgr
 from curate.config import CurateConfig, ShotConfig
 from curate.pixel_measures import pixel_progress
-from curate.shots import Segment, ShotTracker, clip_spans
+from curate.segments import Segment, clip_spans
+from curate.shots import ShotTracker
 from curate.video import VideoReader
 from tests import synth
 from tests.synth import Shot
