@@ -68,6 +68,52 @@ def photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, :3])
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What a corpus is made of. Seed 0 (the corpus the detector was tuned on) uses these
+    defaults; every other seed draws its own (`settings_for`), so held-out corpora differ
+    in their mix of transitions, speeds, sizes, frame rates, lengths and noise."""
+
+    sizes: tuple[tuple[int, int], ...] = SIZES
+    fps: tuple[float, ...] = FPS
+    joins: tuple[float, float, float] = (0.4, 0.3, 0.3)  # cut, fade, dissolve
+    motions: tuple[float, float, float, float] = (0.25, 0.4, 0.15, 0.2)  # still pan zoom sprite
+    pan_speeds: tuple[float, ...] = PAN_SPEEDS
+    sprite_speeds: tuple[float, ...] = SPRITE_SPEEDS
+    shot_s: tuple[float, float] = (2.5, 8.0)
+    short_share: float = 0.15  # shots of 1-1.9 s
+    fade_s: tuple[float, float] = (0.3, 1.0)  # each side of a fade through black
+    dissolve_s: tuple[float, float] = (0.4, 1.5)
+    event_share: float = 0.4  # long shots with a flash or a whip pan
+    grain: float = 1.5
+    crf: int = 20
+
+
+def settings_for(seed: int) -> Settings:
+    if seed == 0:
+        return Settings()
+    rng = np.random.default_rng([seed, 7919])
+    pool_sizes = ((320, 240), (480, 270), (640, 360), (854, 480), (960, 540), (1280, 720),
+                  (360, 640), (720, 720))  # fmt: skip
+    pool_fps = (23.976, 24.0, 25.0, 29.97, 30.0, 50.0, 59.94, 60.0)
+    speed = rng.uniform(0.6, 2.2)  # faster or slower cameras than seed 0's
+    return Settings(
+        sizes=tuple(pool_sizes[i] for i in rng.choice(len(pool_sizes), 3, replace=False)),
+        fps=tuple(float(pool_fps[i]) for i in rng.choice(len(pool_fps), 3, replace=False)),
+        joins=tuple(float(x) for x in rng.dirichlet([2, 2, 2])),
+        motions=tuple(float(x) for x in rng.dirichlet([2, 3, 1.5, 2])),
+        pan_speeds=tuple(round(v * speed, 1) for v in PAN_SPEEDS),
+        sprite_speeds=tuple(round(v * speed, 1) for v in SPRITE_SPEEDS),
+        shot_s=(float(rng.uniform(2.0, 3.5)), float(rng.uniform(5.0, 10.0))),
+        short_share=float(rng.uniform(0.05, 0.3)),
+        fade_s=(float(rng.uniform(0.2, 0.5)), float(rng.uniform(0.8, 2.0))),
+        dissolve_s=(float(rng.uniform(0.3, 0.6)), float(rng.uniform(1.0, 3.0))),
+        event_share=float(rng.uniform(0.2, 0.6)),
+        grain=float(rng.uniform(0.8, 3.0)),
+        crf=int(rng.integers(18, 29)),
+    )
+
+
 @dataclass
 class ShotPlan:
     photo: str
@@ -209,27 +255,30 @@ class Sprite:
         return out
 
 
-def plan_video(k: int, rng: np.random.Generator) -> VideoPlan:
-    width, height = SIZES[k % len(SIZES)]
-    fps = FPS[(k // 2) % len(FPS)]
-    plan = VideoPlan(f"corpus_{k:02d}_{height}p_{fps:g}fps", width, height, fps)
+def plan_video(k: int, rng: np.random.Generator, st: Settings = Settings()) -> VideoPlan:
+    width, height = st.sizes[k % len(st.sizes)]
+    fps = st.fps[(k // 2) % len(st.fps)]
+    plan = VideoPlan(f"corpus_{k:02d}_{width}x{height}_{fps:g}fps", width, height, fps)
+    if st == Settings():  # seed 0's names, as its results were first reported
+        plan.name = f"corpus_{k:02d}_{height}p_{fps:g}fps"
     photos = rng.permutation(len(PHOTOS))
     n_shots = int(rng.integers(6, 9))
     for s in range(n_shots):
-        seconds = rng.uniform(1.0, 1.9) if rng.random() < 0.15 else rng.uniform(2.5, 8.0)
+        short = rng.random() < st.short_share
+        seconds = rng.uniform(1.0, 1.9) if short else rng.uniform(*st.shot_s)
         frames = max(8, round(seconds * fps))
-        motion = str(rng.choice(["still", "pan", "zoom", "sprite"], p=[0.25, 0.4, 0.15, 0.2]))
+        motion = str(rng.choice(["still", "pan", "zoom", "sprite"], p=list(st.motions)))
         shot = ShotPlan(PHOTOS[photos[s % len(photos)]], frames, motion)
         if motion == "pan":
-            shot.speed = float(rng.choice(PAN_SPEEDS))
+            shot.speed = float(rng.choice(st.pan_speeds))
             shot.angle = float(rng.choice([0.0, math.pi, rng.uniform(0, 2 * math.pi)]))
         elif motion == "zoom":
             shot.speed = float(rng.choice(ZOOM_RATES)) * float(rng.choice([-1, 1]))
         elif motion == "sprite":
-            shot.speed = float(rng.choice(SPRITE_SPEEDS))
+            shot.speed = float(rng.choice(st.sprite_speeds))
             shot.angle = float(rng.uniform(0, 2 * math.pi))
             shot.sprite_photo = PHOTOS[photos[(s + 7) % len(photos)]]
-        if frames > 4 * fps and rng.random() < 0.4:
+        if frames > 4 * fps and rng.random() < st.event_share:
             if rng.random() < 0.5:
                 shot.flash_at = int(rng.integers(int(fps), frames - int(fps)))
             else:
@@ -237,16 +286,16 @@ def plan_video(k: int, rng: np.random.Generator) -> VideoPlan:
                 shot.whip_at = int(rng.integers(int(fps), frames - int(fps) - shot.whip_frames))
         plan.shots.append(shot)
     for a, b in itertools.pairwise(plan.shots):
-        kind = str(rng.choice(["cut", "fade", "dissolve"], p=[0.4, 0.3, 0.3]))
+        kind = str(rng.choice(["cut", "fade", "dissolve"], p=list(st.joins)))
         if kind == "cut":
             plan.joins.append(Join("cut"))
         elif kind == "fade":
-            out_f = min(round(fps * rng.uniform(0.3, 1.0)), a.frames // 2)
-            in_f = min(round(fps * rng.uniform(0.3, 1.0)), b.frames // 2)
+            out_f = min(round(fps * rng.uniform(*st.fade_s)), a.frames // 2)
+            in_f = min(round(fps * rng.uniform(*st.fade_s)), b.frames // 2)
             hold = int(rng.choice([0, round(fps * 0.2), round(fps * 0.6)]))
             plan.joins.append(Join("fade", out_f, hold, in_f))
         else:
-            n = min(round(fps * rng.uniform(0.4, 1.5)), a.frames // 2, b.frames // 2)
+            n = min(round(fps * rng.uniform(*st.dissolve_s)), a.frames // 2, b.frames // 2)
             plan.joins.append(Join("dissolve", n))
     if rng.random() < 0.5:
         plan.fade_in = min(round(fps * rng.uniform(0.5, 1.5)), plan.shots[0].frames // 2)
@@ -352,10 +401,10 @@ def _shot_truth(start: int, end: int, plan: ShotPlan) -> dict:
     return {"start": start, "end": end, "speed_px_per_frame": cls, "motion": plan.motion}
 
 
-def render(plan: VideoPlan, cameras: list[ShotCamera], layout: Recipe, seed: int):
+def render(plan: VideoPlan, cameras: list[ShotCamera], layout: Recipe, seed: int, grain=1.5):
     """Yield the output frames of a recipe, with grain."""
     rng = np.random.default_rng(seed)
-    noise = [rng.normal(0, 1.5, (plan.height, plan.width)).round() for _ in range(4)]
+    noise = [rng.normal(0, grain, (plan.height, plan.width)).round() for _ in range(4)]
     # Saturating add of the positive part, subtract of the negative part: cheap grain.
     grain = [
         (
@@ -379,11 +428,12 @@ def render(plan: VideoPlan, cameras: list[ShotCamera], layout: Recipe, seed: int
         yield cv2.subtract(cv2.add(img, plus), minus)
 
 
-def make_video(plan: VideoPlan, path: Path, seed: int) -> dict:
+def make_video(plan: VideoPlan, path: Path, seed: int, st: Settings = Settings()) -> dict:
     rng = np.random.default_rng(seed)
     cameras = [ShotCamera(s, plan.width, plan.height, plan.fps, rng) for s in plan.shots]
     layout, truth = recipe(plan, [c.speeds for c in cameras])
-    write_video(path, render(plan, cameras, layout, seed), plan.fps, crf=20)
+    frames = render(plan, cameras, layout, seed, st.grain)
+    write_video(path, frames, plan.fps, crf=st.crf)
     return truth
 
 
@@ -392,9 +442,11 @@ def generate(out_dir: str | Path, videos: int = 12, seed: int = 0) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     truth = {}
+    st = settings_for(seed)
     for k in range(videos):
-        plan = plan_video(k, np.random.default_rng([seed, k]))
-        truth[f"{plan.name}.mp4"] = make_video(plan, out / f"{plan.name}.mp4", seed * 1000 + k)
+        plan = plan_video(k, np.random.default_rng([seed, k]), st)
+        path = out / f"{plan.name}.mp4"
+        truth[path.name] = make_video(plan, path, seed * 1000 + k, st)
     (out / "truth.json").write_text(json.dumps(truth, indent=1))
     return truth
 
