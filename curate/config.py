@@ -129,7 +129,7 @@ class ShotConfig:
     """...whose luma energy (RMS distance from black) is below this."""
     dip_window_s: float = 1.5
     """Window on each side for dip_ratio."""
-    fade_max_s: float = 3.0
+    fade_max_s: float = 6.0
     """Longest fade searched for next to black frames or a cut."""
     fade_reference: float = 75.0
     """Percentile of luma energy over fade_max_s that stands for the shot's own level."""

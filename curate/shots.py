@@ -40,6 +40,7 @@ from curate.frame_rate import known_fps
 from curate.segments import Boundary, Segment
 from curate.signals import FrameSignals
 from curate.transnet import TransNetLevel, resolve_device, rgb_frame
+from curate.wipe_check import WipeCheck
 
 # Analysis windows are sized in frames at the video's rate, up to this one.
 MAX_ANALYSIS_FPS = 240.0
@@ -60,6 +61,7 @@ class ShotTracker:
         self.dark = DarkCheck(f, cfg)
         self.fade = FadeCheck(f, cfg)
         self.dissolve = DissolveCheck(f, cfg)
+        self.wipe = WipeCheck(self.dissolve.half, cfg)
         self.cascade = DetectorCascade(f, cfg)
         lags = {max(1, round(s * f)): s for s in sorted(cfg.hist_lags_s, reverse=True)}
         self.lags = tuple(sorted(lags))
@@ -316,6 +318,8 @@ class ShotTracker:
             open_lo = before is not None and before.end == lo and before.kind != "cut"
             open_hi = after is not None and after.start - 1 == hi and after.kind != "cut"
             found = self.dissolve.check(sig, diff, std, c, lo, hi, open_lo, open_hi)
+            if not found.found:  # not a blend: one shot may replace the other by regions
+                found = self.wipe.check(sig, c, lo, hi)
             if found.found:
                 self._add(Boundary(found.start, found.end, "dissolve"))
         if self.learned is not None:
