@@ -46,6 +46,7 @@ class CutCheck:
         self.flash_span = max(2, round(cfg.flash_window_s * fps))
         # frames on either side of c the check reads
         self.reach = max(self.context, self.flash_span) + 1
+        self._residual_cache: dict[int, float] = {}
 
     def check(self, sig: FrameSignals, diff, luma_std, dark, c: int, voted: bool) -> Verdict:
         """voted: a detector that cuts at its own threshold cut here (ContentDetector at its
@@ -59,27 +60,35 @@ class CutCheck:
         if diff[c] < cfg.cut_min_diff and not voted:
             return Verdict.no("small")
         lo, hi = max(sig.oldest() + 1, c - self.context), min(sig.count, c + 1 + self.context)
-        thumbs = blur(sig.thumbs(lo - 1, hi))
-        # [i]: frame lo + i against the one before, after the best shift
-        residual, typical = shifted_residuals(thumbs)
         at = c - lo
-        still = float(np.abs(thumbs[at + 1] - thumbs[at]).mean())
-        if residual[at] < MOVE_EXPLAINS * still or moving_share(sig, c, c + 1) > 0:
+        pair = blur(sig.thumbs(c - 1, c + 1))
+        moved, _ = shifted_residuals(pair, typical=False)
+        if moved[0] < MOVE_EXPLAINS * np.abs(pair[1] - pair[0]).mean():
+            return Verdict.no("camera move")
+        if moving_share(sig, c, c + 1) > 0:
             return Verdict.no("camera move")
         if voted:
-            if not _stands_out(residual, at, WHIP_RATIO, 0.0):
+            # [i]: frame lo + i against the one before, after the best shift
+            if not _stands_out(self._residuals(sig, lo, hi), at, WHIP_RATIO, 0.0):
                 return Verdict.no("whip pan")
-        elif not (
-            diff[c] >= cfg.cut_min_diff
-            and (
-                _stands_out(typical, at, cfg.cut_ratio, cfg.cut_offset)
-                or _stands_out(
-                    self._hist_steps(sig, lo, hi), at, cfg.cut_hist_ratio, cfg.cut_offset
-                )
-            )
-        ):
-            return Verdict.no("no spike")
+        elif not _stands_out(self._hist_steps(sig, lo, hi), at, cfg.cut_hist_ratio, cfg.cut_offset):
+            _, typical = shifted_residuals(blur(sig.thumbs(lo - 1, hi)))
+            if not _stands_out(typical, at, cfg.cut_ratio, cfg.cut_offset):
+                return Verdict.no("no spike")
         return Verdict.no("flash") if self.is_flash(sig, c) else Verdict(c, c)
+
+    def _residuals(self, sig: FrameSignals, lo: int, hi: int) -> np.ndarray:
+        """Mean shifted residual of each frame in [lo, hi) against the one before,
+        remembered: the candidates of a burst share their context."""
+        known = self._residual_cache
+        missing = [t for t in range(lo, hi) if t not in known]
+        if missing:
+            a, b = missing[0], missing[-1] + 1
+            mean, _ = shifted_residuals(blur(sig.thumbs(a - 1, b)), typical=False)
+            known.update(zip(range(a, b), mean.tolist(), strict=True))
+        for t in [t for t in known if t < sig.oldest()]:
+            del known[t]
+        return np.array([known[t] for t in range(lo, hi)])
 
     @staticmethod
     def _hist_steps(sig: FrameSignals, lo: int, hi: int) -> np.ndarray:
@@ -113,26 +122,27 @@ class CutCheck:
         return bool(min(later.min(), earlier.min()) < self.cfg.flash_ratio * change)
 
 
-def shifted_residuals(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def shifted_residuals(thumbs: np.ndarray, typical: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """For consecutive thumbnails (k + 1, 3, h, w), what is left of each one's change
     from the one before after the best shift of up to SHIFT_RADIUS pixels: the mean
-    absolute difference, and the median over pixels of the difference summed over
-    channels (a cut changes the whole picture; something moving fast, a part of it).
-    Both (k,), each minimised over the shifts."""
+    absolute difference, and (when `typical`, else NaN) the median over pixels of the
+    difference summed over channels (a cut changes the whole picture; something moving
+    fast, a part of it). Both (k,), each minimised over the shifts.
+
+    Each frame's centre (SHIFT_RADIUS in from every edge) is compared with every window
+    of that size in the frame before, all shifts in one array operation."""
+    r = SHIFT_RADIUS
     x = np.asarray(thumbs, np.float32)
     prev, cur = x[:-1], x[1:]
     _, _, h, w = x.shape
-    mean = np.full(len(cur), np.inf)
-    typical = np.full(len(cur), np.inf)
-    r = SHIFT_RADIUS
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            pa = prev[:, :, max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)]
-            pb = cur[:, :, max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)]
-            d = np.abs(pb - pa)
-            mean = np.minimum(mean, d.mean((1, 2, 3)))
-            typical = np.minimum(typical, np.median(d.sum(1).reshape(len(d), -1), axis=1))
-    return mean, typical
+    centre = cur[:, :, r : h - r, r : w - r]  # (k, 3, h', w')
+    windows = np.lib.stride_tricks.sliding_window_view(prev, (h - 2 * r, w - 2 * r), axis=(2, 3))
+    d = np.abs(windows - centre[:, :, None, None])  # (k, 3, 2r + 1, 2r + 1, h', w')
+    mean = d.mean((1, 4, 5)).reshape(len(cur), -1).min(1)
+    if not typical:
+        return mean, np.full(len(cur), np.nan)
+    per_pixel = d.sum(1).reshape(len(cur), (2 * r + 1) ** 2, -1)
+    return mean, np.median(per_pixel, axis=2).min(1)
 
 
 def _stands_out(x: np.ndarray, at: int, ratio: float, offset: float) -> bool:

@@ -18,6 +18,8 @@ from curate.config import ShotConfig
 from curate.pixel_measures import median5
 
 MIN_FADE_FRAMES = 3  # a shorter search cannot tell a fade from noise
+LONGER_SEARCH = 2  # a fade still brightening past its end is searched this many times as far
+STILL_RISING = 0.5  # ...when the frames past it brighten at this share of its own rate
 
 
 class DarkCheck:
@@ -51,10 +53,11 @@ class FadeCheck:
     def __init__(self, fps: float, cfg: ShotConfig):
         self.cfg = cfg
         self.limit = max(MIN_FADE_FRAMES, round(cfg.fade_max_s * fps))  # frames searched
-        # A fade found from frame s ends at most this many frames from s: the search,
-        # plus the extrapolation of its line from (1 - eps) of the level to the level.
+        # A fade found from frame s ends at most this many frames from s: the longer
+        # search, plus the extrapolation of its line from (1 - eps) of the level to it.
         eps = cfg.edge_eps
-        self.reach = self.limit + math.ceil(eps / (1 - eps) * self.limit)
+        longest = LONGER_SEARCH * self.limit
+        self.reach = longest + math.ceil(eps / (1 - eps) * longest)
 
     def extent(self, energy: np.ndarray, s: int, step: int) -> int | None:
         """The far end of a fade that starts at frame s next to the dark side.
@@ -62,9 +65,29 @@ class FadeCheck:
         step -1: a fade-out ending at s (searched backwards); +1: a fade-in starting at
         s. Returns the fade's last frame in the search direction (inclusive), or None
         when s is already at the shot's own level (no fade).
+
+        The shot's level is read over the search; a fade longer than about two thirds
+        of it leaves the level too low, and the frames past the end found still
+        brighten at the fade's rate: then the search is made again, LONGER_SEARCH times
+        as far.
         """
+        far = self._extent(energy, s, step, self.limit)
+        if far is None or abs(far - s) < MIN_FADE_FRAMES:
+            return far
+        k = abs(far - s) + 1
+        beyond = np.arange(far + step, far + step * (1 + max(MIN_FADE_FRAMES, k // 2)), step)
+        beyond = beyond[(beyond >= 0) & (beyond < len(energy))]
+        if len(beyond) < MIN_FADE_FRAMES:
+            return far
+        ramp = energy[np.arange(s, far + step, step)]
+        rising = np.polyfit(np.arange(len(beyond)), energy[beyond], 1)[0]
+        if rising > STILL_RISING * np.polyfit(np.arange(k), ramp, 1)[0] > 0:
+            return self._extent(energy, s, step, LONGER_SEARCH * self.limit)
+        return far
+
+    def _extent(self, energy: np.ndarray, s: int, step: int, limit: int) -> int | None:
         cfg = self.cfg
-        idx = np.arange(s, s + step * self.limit, step)
+        idx = np.arange(s, s + step * limit, step)
         idx = idx[(idx >= 0) & (idx < len(energy))]
         if len(idx) < 3:
             return int(idx[-1]) if len(idx) else None

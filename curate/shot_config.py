@@ -88,8 +88,10 @@ class ShotConfig:
     """...whose luma energy (RMS distance from black) is below this."""
     dip_window_s: float = 1.5
     """Window on each side for dip_ratio."""
-    fade_max_s: float = 6.0
-    """Longest fade searched for next to black frames or a cut."""
+    fade_max_s: float = 3.0
+    """Fades are searched this far from black frames or a cut, and once more twice as far
+    when the picture is still brightening along the fade's line at the end of it (a
+    4 s fade)."""
     fade_reference: float = 75.0
     """Percentile of luma energy over fade_max_s that stands for the shot's own level."""
     cut_fade_ratio: float = 0.6

@@ -16,7 +16,9 @@ On a CPU it is slow (about 60 frames/s on 2 cores, its own predict_frames includ
 from __future__ import annotations
 
 import functools
+import glob
 import random
+import sys
 
 import cv2
 import numpy as np
@@ -38,6 +40,8 @@ def resolve_device(mode: str) -> str | None:
     """The device TransNetV2 runs on for shots.transnetv2 = auto | on | off, or None."""
     if mode == "off":
         return None
+    if mode == "auto" and "torch" not in sys.modules and not glob.glob("/dev/nvidia[0-9]*"):
+        return None  # no NVIDIA device here: not worth importing torch to be told so
     import torch
 
     if torch.cuda.is_available():
