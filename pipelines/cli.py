@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("filter", help=COMMANDS["filter"][1], description=COMMANDS["filter"][1])
     p.add_argument("input", metavar="IN", help="a curated (or filtered) run folder")
     p.add_argument("--out", required=True, help="folder for the kept clips and run.json")
+    p.add_argument(
+        "--ray-address",
+        help="read and write the shards on Ray Data workers of this cluster ('local': a "
+        "local Ray; default: in this process, or a local Ray for 64 shards or more)",
+    )
     p.set_defaults(rules=[])
     for flag, meaning in (
         ("--min", "keep rows with COL >= V"),

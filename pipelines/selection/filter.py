@@ -3,7 +3,9 @@
 Two passes over the clip shards of IN: the first reads only the columns the rules
 name (to turn percentile cuts into thresholds over the whole dataset, and to find
 near-duplicates by clip_embedding), the second streams each shard through the rules and
-writes the kept rows to OUT/clips under the same shard name. OUT/videos is copied for
+writes the kept rows to OUT/clips under the same shard name. With --ray-address, or an
+input of streaming.RAY_SHARDS shards or more, Ray Data workers read and write the shards
+(pipelines/selection/streaming.py); de-duplication stays in this process. OUT/videos is copied for
 provenance. OUT/run.json records every rule, its resolved threshold and how many rows
 it removed.
 """
@@ -21,6 +23,7 @@ from curate.filtering import keep_mask, resolve_thresholds
 from pipelines.common import shards, storage
 from pipelines.common.errors import UsageError
 from pipelines.common.run_json import peak_rss_mb, read_run_json, write_run_json
+from pipelines.selection import streaming
 from pipelines.selection.dedup import find_duplicates, read_embeddings, write_groups
 from pipelines.selection.rules import column_values, rules_from_args
 
@@ -94,11 +97,23 @@ def run(args) -> int:
     needed = {r.column for r in rules} | ({"clip_embedding"} if args.dedup else set())
     check_columns(files, needed)
 
+    ray = None
+    if streaming.use_ray(args.ray_address, len(files)):
+        from pipelines.common.ray_start import start_ray
+
+        ray = start_ray(
+            None if args.ray_address in (None, "local") else args.ray_address, None, None
+        )
+
     # Pass 1: the rule columns over the whole input, for percentiles and de-duplication.
     columns = sorted(needed - {"clip_embedding"})
-    tables = [storage.read_parquet(f, columns) for f in files]
-    whole = pa.concat_tables(tables) if tables else pa.table({c: [] for c in columns})
-    values = {c: column_values(whole, c) for c in columns}
+    if ray is not None:
+        values = streaming.rule_columns(ray, files, columns)
+    else:
+        tables = [storage.read_parquet(f, columns) for f in files]
+        whole = pa.concat_tables(tables) if tables else pa.table({c: [] for c in columns})
+        values = {c: column_values(whole, c) for c in columns}
+        del whole, tables
     try:
         thresholds = resolve_thresholds(rules, values)
     except ValueError as e:
@@ -108,13 +123,14 @@ def run(args) -> int:
     dedup = None
     if args.dedup:
         dedup = _dedup(args, files, keep_all, out)
-    del whole, tables
 
     # Pass 2: stream every shard through the mask.
     for old in storage.parts(out / "clips"):
         old.unlink()  # a rerun with new rules replaces the previous output
+    if ray is not None:
+        streaming.write_kept(ray, files, keep_all, out / "clips")
     offset = 0
-    for f in files:
+    for f in files if ray is None else []:
         table = storage.read_parquet(f)
         mask = keep_all[offset : offset + table.num_rows]
         offset += table.num_rows
@@ -143,6 +159,7 @@ def run(args) -> int:
         {
             "command": "filter",
             "input": str(src),
+            "executor": "ray" if ray is not None else "in-process",
             "clips_in": n_in,
             "clips_kept": n_kept,
             "rules": report,
