@@ -11,9 +11,12 @@ Makes synthetic clip shards (benchmarks only: no video behind them) and runs the
   dedup step (run.json's read_s and dedup_s).
 - agreement: on the first `--exact-subset` clips, the keep mask of semantic dedup against
   exact greedy de-duplication (curate.filtering.near_duplicates), in this process.
-- percentiles: `--rows` clips of scalar scores through a percentile cut and a threshold.
+- percentiles: `--rows` clips of scalar scores through a percentile cut and a threshold,
+  in-process and on a local Ray (`--ray-address local`: workers read and write the
+  shards), which must keep the same rows; the driver's peak RSS of each.
 
     python -m benchmarks.filter [--clips 1000000] [--dim 768] [--rows 10000000]
+                                [--parts dedup,scores,ray]
 """
 
 from __future__ import annotations
@@ -149,9 +152,17 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--work", default="/tmp/lvd-filter-bench")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--parts", default="dedup,scores,ray", help="which measures to run")
     args = ap.parse_args()
     work = Path(args.work)
+    parts = set(args.parts.split(","))
+    if "dedup" in parts:
+        dedup_part(args, work)
+    if parts & {"scores", "ray"}:
+        scores_part(args, work, parts)
 
+
+def dedup_part(args, work: Path) -> None:
     n = args.clips
     group = planted_groups(n, args.share, args.seed)
     t0 = time.perf_counter()
@@ -190,13 +201,33 @@ def main() -> None:
           f"({int((exact != semantic).sum())} differ); exact greedy {exact_s:.1f} s, semantic {semantic_s:.1f} s")  # fmt: skip
     del x
 
+
+def scores_part(args, work: Path, parts: set[str]) -> None:
+    """The percentile and threshold filter over args.rows rows, in-process and (with
+    "ray" in parts) on a local Ray, which must keep the same rows; the driver's peak RSS
+    of each."""
     scores = write_scores_corpus(work / f"scores-{args.rows}", args.rows, args.seed)
-    wall, peak, info = lvd_filter(
-        scores, work / "scores-out", "--drop-bottom", "motion_score=0.25", "--min", "aesthetic_score=4",
-        "--max", "text_area=0.15",
-    )  # fmt: skip
-    print(f"percentile + threshold filter over {args.rows} rows: {wall:.1f} s, peak RSS {peak:.2f} GB, "
-          f"kept {info['clips_kept']}")  # fmt: skip
+    rules = [
+        "--drop-bottom",
+        "motion_score=0.25",
+        "--min",
+        "aesthetic_score=4",
+        "--max",
+        "text_area=0.15",
+    ]
+    kept = None
+    for executor in ("in-process", "ray"):
+        if (executor == "in-process" and "scores" not in parts) or (
+            executor == "ray" and "ray" not in parts
+        ):
+            continue
+        extra = ["--ray-address", "local"] if executor == "ray" else []
+        wall, peak, info = lvd_filter(scores, work / f"scores-out-{executor}", *rules, *extra)
+        assert info["executor"] == executor
+        assert kept is None or kept == info["clips_kept"], "Ray kept other rows"
+        kept = info["clips_kept"]
+        print(f"percentile + threshold filter over {args.rows} rows ({executor}): {wall:.1f} s, "
+              f"driver peak RSS {peak:.2f} GB, kept {kept}")  # fmt: skip
 
 
 if __name__ == "__main__":
