@@ -8,15 +8,16 @@ that motion does not explain: no shift of the frame before (a small one, or the 
 their phase correlation) takes away most of the change. And either:
 
 - it stands out from the changes around it in a measure that motion does not raise:
-  the difference that remains after the best small shift of the frame before (camera
-  motion mostly shifts the picture), in its median pixel (something crossing the frame
-  fast changes a part of it, a cut all of it), or the distance between the two frames' colour
-  histograms (motion moves pixels around, it does not change their colours). The raw
-  frame difference grows with the speed of the shot, so a cut out of a fast shot stands
-  out from it by less than a cut out of a still one (in a fast street shot, 2.5x);
-- or PySceneDetect's ContentDetector would cut there at its default threshold, or
-  TransNetV2 does (curate/transnet.py): every cut they find is kept unless the pixels show a flash or a camera move: a shift
-  explains it, or it is one of a burst of changes as large within 0.2 s (a whip pan).
+  the colour histograms' distance (motion moves pixels around, it does not change
+  their colours), or the difference left after the best small shift of the frame before
+  (camera motion mostly shifts the picture) in its median pixel (something crossing the
+  frame fast changes a part of it, a cut all of it). The raw frame difference grows
+  with the speed of the shot, so a cut out of a fast shot stands out from it by less
+  than one out of a still shot (in a fast street shot, 2.5x);
+- or PySceneDetect's ContentDetector at its default threshold, or TransNetV2
+  (curate/transnet.py), cuts there: every cut they find is kept unless the pixels show
+  a flash or a camera move (a shift explains it, or it is one of a burst of changes as
+  large within 0.2 s: a whip pan).
 """
 
 from __future__ import annotations
