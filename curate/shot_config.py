@@ -21,7 +21,13 @@ class ShotConfig:
     """Shots longer than this are split into equal clips of at most this length (a long
     take becomes several training clips of a length video models train on)."""
     trim_frames: int = 3
-    """Safety margin: frames trimmed beyond each detected fade, dissolve or black run."""
+    """Safety margin: frames trimmed beyond each detected fade, dissolve or black run..."""
+    trim_share: float = 0.15
+    """...or, beyond a fade or a dissolve, this share of its length when that is more
+    (up to trim_max_s): the edges of a long gradual transition are less sure, in frames,
+    than those of a short one (at 60 fps a dissolve is twice as many frames long)."""
+    trim_max_s: float = 0.5
+    """Most seconds trimmed beyond a gradual transition by trim_share."""
     cut_trim_frames: int = 1
     """Frames trimmed on each side of a hard cut (a cut is found to within one frame)."""
     thumb_short_side: int = 18
@@ -152,7 +158,7 @@ class ShotConfig:
             raise ValueError(
                 f"max_clip_s ({self.max_clip_s}) must be >= min_clip_s ({self.min_clip_s})"
             )
-        for name in ("trim_frames", "cut_trim_frames"):
+        for name in ("trim_frames", "cut_trim_frames", "trim_share", "trim_max_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.hist_lags_s or any(lag <= 0 for lag in self.hist_lags_s):

@@ -19,14 +19,16 @@ holds its settings and says how far from the place it decides about it reads and
 answer can land (`reach`); the tracker's lookahead is derived from those reaches, never
 from a margin of its own. Stages 1-3 run `ahead` frames behind the newest frame, stage 4
 runs `behind` frames behind them (a fade found later may still reach back into its
-windows), and a frame is final once no pending decision can land on it (about 10 s
-behind the newest frame with the defaults). Thumbnails and histograms are held only for
-that span.
+windows), and a frame is final once no pending decision can land on it (about 17 s
+behind the newest frame with the defaults, most of it the search for a fade of up to
+6 s). Thumbnails and histograms are held only for that span.
 
 Segments become clips in curate.segments.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from scenedetect import FrameTimecode
@@ -84,6 +86,8 @@ class ShotTracker:
         if self.learned is not None:
             reaches.append(self.learned.reach + self.cut.reach)
         self.ahead = max(reaches)
+        self._gradual_trim_max = round(cfg.trim_max_s * f)
+        self.max_trim = max(cfg.trim_frames, cfg.cut_trim_frames, self._gradual_trim_max)
         self.behind = self.dissolve.half + self.fade.limit
         history = self.ahead + self.behind + self.dissolve.reach + 2 * max(self.lags) + block
         self.signals = FrameSignals(cfg.thumb_short_side, self.lags, history, cfg.black_luma, block)
@@ -135,7 +139,7 @@ class ShotTracker:
     def latency(self) -> int:
         """Frames between the newest frame and the last final one, at most (decisions
         are taken once a block of frames is in)."""
-        trim = max(self.cfg.trim_frames, self.cfg.cut_trim_frames)
+        trim = self.max_trim
         pending = self.ahead + max(self.fade.reach, self.behind + self.dissolve.reach)
         return pending + trim + self.signals.block
 
@@ -185,7 +189,7 @@ class ShotTracker:
             lowest = min(p1 - self.fade.reach, d1 - self.dissolve.reach)
             if self._dark_start is not None:
                 lowest = min(lowest, self._dark_start)
-            settled = lowest - max(self.cfg.trim_frames, self.cfg.cut_trim_frames)
+            settled = lowest - self.max_trim
         return self._segments(max(0, settled), n, final)
 
     def _cuts_stage(self, diff, std, a: int, b: int, final: bool) -> None:
@@ -332,6 +336,16 @@ class ShotTracker:
 
     # -- segments ------------------------------------------------------------------------
 
+    def _trim(self, bd: Boundary) -> int:
+        """Frames trimmed on each side of a boundary (shots.trim_* settings)."""
+        cfg = self.cfg
+        if bd.kind == "cut":
+            return cfg.cut_trim_frames
+        if bd.kind == "black":
+            return cfg.trim_frames
+        share = math.ceil(cfg.trim_share * (bd.end - bd.start))
+        return max(cfg.trim_frames, min(share, self._gradual_trim_max))
+
     def _segments(self, settled: int, n: int, final: bool) -> list[Segment]:
         """Turn the boundaries that reach below `settled` into final segments."""
         cfg = self.cfg
@@ -339,7 +353,7 @@ class ShotTracker:
         pending = sorted(self.boundaries, key=lambda x: (x.start, x.end))
         keep: list[Boundary] = []
         for bd in pending:
-            trim_before = cfg.cut_trim_frames if bd.kind == "cut" else cfg.trim_frames
+            trim_before = self._trim(bd)
             if bd.start - trim_before >= settled and not final:
                 keep.append(bd)
                 continue
@@ -348,7 +362,7 @@ class ShotTracker:
             if end > self._seg_start:
                 out.append(Segment(self._seg_start, end, self._shot, self._seg_kind, bd.kind))
                 self._shot += 1
-            trim_after = cfg.cut_trim_frames if bd.kind == "cut" else cfg.trim_frames
+            trim_after = self._trim(bd)
             if bd.end + trim_after > self._seg_start:
                 self._seg_start = bd.end + trim_after
                 self._seg_kind = bd.kind

@@ -95,6 +95,6 @@ def test_memory_stays_bounded_on_a_long_take(tmp_path, monkeypatch):
     assert max(c["end_s"] - c["start_s"] for c in result.clips) <= 10.0 + 1e-6
     # about (2 x max_clip_s + the shot tracker's latency) at 2 fps, whatever the length
     latency_s = ShotTracker(24.0, CurateConfig().shots).latency / 24.0
-    assert latency_s < 16
+    assert latency_s < 20
     assert max(held) <= 2 * (2 * 10 + latency_s) + 1
     assert not math.isnan(result.clips[0]["motion_score"])
