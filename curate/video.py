@@ -226,7 +226,7 @@ class VideoReader:
             self._stride = _decimation(min(f.width, f.height), self.options.analysis_short_side)
         k = self._stride
         sar = self.info.sample_aspect_ratio
-        fast = f.format.name in _FAST_FORMATS and abs(sar - 1.0) < 1e-3
+        fast = f.format.name in _FAST_FORMATS
         cw, ch = (f.width + 1) // 2, (f.height + 1) // 2
         if fast and k >= 2:
             y = _plane(f, 0, f.width, f.height)[::k, ::k]
@@ -244,12 +244,18 @@ class VideoReader:
             v = cv2.resize(_plane(f, 2, cw, ch), size, interpolation=cv2.INTER_NEAREST)
             planes = (y, u, v)
         else:
-            # Other pixel formats or non-square pixels: let swscale do it.
+            # Other pixel formats: let swscale do it (it also makes the pixels square).
             dw, dh = display_size(f.width, f.height, sar, 0)
             scale = max(1.0, min(dw, dh) / self.options.analysis_short_side)
             tw, th = max(2, round(dw / scale)), max(2, round(dh / scale))
             small = f.reformat(width=tw, height=th, format="yuv444p")
             planes = tuple(_plane(small, i, tw, th) for i in range(3))
+        if fast and abs(sar - 1.0) >= 1e-3:
+            # Non-square pixels: the small planes stretched to square ones (cheap here,
+            # where swscale on the whole frame costs ~1 ms a frame).
+            h, w = planes[0].shape
+            size = (max(2, round(w * sar)), h)
+            planes = tuple(cv2.resize(p, size, interpolation=cv2.INTER_LINEAR) for p in planes)
         k_rot = (self.info.rotation // 90) % 4
         if k_rot:
             planes = tuple(np.rot90(p, k=k_rot) for p in planes)
