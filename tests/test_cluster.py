@@ -91,6 +91,23 @@ def test_analysis_runs_on_every_node(cluster, whole_run):
     assert len(spans(whole_run)) == VIDEOS
 
 
+def test_filter_on_the_cluster_equals_filter_in_process(cluster, whole_run):
+    # issue 15: `lvd filter --ray-address` reads and writes the shards on the cluster's
+    # workers; the kept rows are the same as in one process
+    c, _ = cluster
+    outs = {}
+    for name, extra in (("ray", ["--ray-address", c.address]), ("local", [])):
+        out = whole_run.replace("/whole", f"/filtered-{name}")
+        cmd = [sys.executable, "-m", "pipelines.cli", "filter", whole_run, "--out", out]
+        cmd += ["--drop-bottom", "motion_score=0.5", *extra]
+        done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        info = json.loads(storage.location(out + "/run.json").read_text())
+        assert info["executor"] == ("ray" if extra else "in-process")
+        outs[name] = spans(out)
+    assert outs["ray"] == outs["local"] and sum(map(len, outs["ray"].values())) > 0
+
+
 @pytest.mark.slow
 def test_a_worker_node_removed_mid_run_changes_nothing(cluster, raw, whole_run):
     c, workers = cluster
