@@ -101,12 +101,10 @@ class CutCheck:
         """Frames c in [lo, hi) whose raw difference to the previous frame is a spike
         (candidates where the detectors cannot see: the last frames of a video)."""
         cfg, w = self.cfg, self.context
-        lo = max(1, lo)
         out = []
-        for c in np.flatnonzero(diff[lo:hi] >= cfg.cut_min_diff) + lo:
-            left = np.median(diff[max(1, c - w) : c]) if c > 1 else 0.0
-            right = np.median(diff[c + 1 : c + 1 + w]) if c + 1 < len(diff) else 0.0
-            if diff[c] >= cfg.cut_ratio * max(left, right) + cfg.cut_offset:
+        for c in np.flatnonzero(diff[max(1, lo) : hi] >= cfg.cut_min_diff) + max(1, lo):
+            start = max(1, c - w)
+            if _stands_out(diff[start : c + 1 + w], c - start, cfg.cut_ratio, cfg.cut_offset):
                 out.append(int(c))
         return out
 

@@ -96,8 +96,8 @@ class ShotTracker:
         self._p = 0  # stages 1-3 done for anchors < _p
         self._d = 0  # stage 4 done for candidates < _d
         self._dark_start: int | None = None
-        self._cut_candidates: set[int] = set()
-        self._votes: set[int] = set()  # candidates a detector cut at by its own threshold
+        # candidate frame -> whether a detector cut there by its own threshold
+        self._cut_candidates: dict[int, bool] = {}
         self._learned_gradual: list[tuple[int, int]] = []  # its marked runs [lo, hi)
         self._gradual: list[int] = []
         self._cuts: list[int] = []  # verified cuts whose fades are still to be looked for
@@ -132,7 +132,8 @@ class ShotTracker:
             # never see a cut in the video's last `cascade.reach` frames: there every
             # frame whose difference is a spike is a candidate, checked like the rest.
             diff = self.signals.scores["diff"].values
-            self._cut_candidates.update(self.cut.spikes(diff, n - self.cascade.reach, n))
+            for c in self.cut.spikes(diff, n - self.cascade.reach, n):
+                self._propose(c, voted=False)
         return self._advance(final=True)
 
     @property
@@ -156,11 +157,7 @@ class ShotTracker:
             scores[f"hist_{seconds:g}s"] = scores.pop(f"hist_lag{k}")
         scores.update(self.cascade.arrays(n))
         if self.learned is not None:
-            for name in ("single", "many"):
-                v = np.full(n, np.nan, np.float32)
-                got = getattr(self.learned, name)[:n]
-                v[: len(got)] = got
-                scores[f"transnetv2_{name}"] = v
+            scores.update(self.learned.arrays(n))
         return scores
 
     # -- stages --------------------------------------------------------------------------
@@ -202,22 +199,17 @@ class ShotTracker:
                 c = lo + int(np.argmax(diff[lo : p + 1])) if p + 1 > lo else p
                 if lv.role == "gradual":
                     self._gradual.append(max(0, p - lv.stride // 2))
-                self._cut_candidates.add(c)
+                self._propose(c, voted=False)
             lv.proposals.clear()
         # Every frame PySceneDetect's ContentDetector would cut at (its default threshold
         # on the same thumbnails) is a candidate too, fast shots included.
         content = self.signals.scores["content"].values
-        flagged = [
-            int(c) for c in np.flatnonzero(content[a:b] >= self.cfg.cut_content_threshold) + a
-        ]
-        self._cut_candidates.update(flagged)
-        self._votes.update(flagged)
+        for c in np.flatnonzero(content[a:b] >= self.cfg.cut_content_threshold) + a:
+            self._propose(int(c), voted=True)
         if self.learned is not None:
             self._learned_stage(diff, final)
         for c in sorted(x for x in self._cut_candidates if x < b):
-            self._cut_candidates.discard(c)
-            voted = c in self._votes
-            self._votes.discard(c)
+            voted = self._cut_candidates.pop(c)
             if c < max(a, 1) or c in self._cuts:
                 continue
             if not self.cut.check(self.signals, diff, std, dark, c, voted).found:
@@ -225,12 +217,15 @@ class ShotTracker:
             self._cuts.append(c)
             self._add(Boundary(c, c, "cut"))
 
+    def _propose(self, c: int, voted: bool) -> None:
+        self._cut_candidates[c] = self._cut_candidates.get(c, False) or voted
+
     def _learned_stage(self, diff, final: bool) -> None:
         """TransNetV2's new predictions become candidates; the runs it marks as gradual
         are remembered for the fallback."""
         cuts, gradual = self.learned.proposals(diff, self.signals.count, final)
-        self._cut_candidates.update(cuts)
-        self._votes.update(cuts)
+        for c in cuts:
+            self._propose(c, voted=True)
         for lo, hi in gradual:
             self._gradual.append((lo + hi) // 2)
         self._learned_gradual += gradual

@@ -84,7 +84,6 @@ class TransNetLevel:
         self.batch = max(1, int(batch))
         self.model = load_model(device)
         self._frames: list[np.ndarray] = []  # from frame _base on
-        self._base = 0
         self.pushed = 0
         self.single = np.zeros(0, np.float32)
         self.many = np.zeros(0, np.float32)
@@ -128,7 +127,16 @@ class TransNetLevel:
         self.single = np.concatenate([self.single, single[:, mid, 0].float().cpu().numpy().ravel()])
         self.many = np.concatenate([self.many, many[:, mid, 0].float().cpu().numpy().ravel()])
         del self._frames[: windows * STEP]  # the next window starts there
-        self._base += windows * STEP
+
+    def arrays(self, n: int) -> dict[str, np.ndarray]:
+        """Per-frame outputs for n frames (NaN where not predicted yet)."""
+        out = {}
+        for name in ("single", "many"):
+            v = np.full(n, np.nan, np.float32)
+            got = getattr(self, name)[:n]
+            v[: len(got)] = got
+            out[f"transnetv2_{name}"] = v
+        return out
 
     def proposals(self, diff: np.ndarray, count: int, final: bool):
         """Transitions in the predictions not read yet: (cut frames, gradual runs).

@@ -118,8 +118,8 @@ def run(args) -> int:
         thresholds = resolve_thresholds(rules, values)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    n_rows = sum(storage.parquet_file(f).metadata.num_rows for f in files)
-    keep_all, removed = keep_mask(rules, thresholds, values, n_rows)
+    counts = [storage.parquet_file(f).metadata.num_rows for f in files]  # footers only
+    keep_all, removed = keep_mask(rules, thresholds, values, sum(counts))
     dedup = None
     if args.dedup:
         dedup = _dedup(args, files, keep_all, out)
@@ -128,7 +128,7 @@ def run(args) -> int:
     for old in storage.parts(out / "clips"):
         old.unlink()  # a rerun with new rules replaces the previous output
     if ray is not None:
-        streaming.write_kept(ray, files, keep_all, out / "clips")
+        streaming.write_kept(ray, files, counts, keep_all, out / "clips")
     offset = 0
     for f in files if ray is None else []:
         table = storage.read_parquet(f)

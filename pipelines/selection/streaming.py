@@ -34,7 +34,7 @@ def use_ray(address: str | None, shard_count: int) -> bool:
 
 def _read_columns(row: dict, columns: list[str]) -> dict:
     table = storage.read_parquet(storage.location(row["path"]), columns)
-    out = {"index": row["index"], "rows": table.num_rows}
+    out = {"index": row["index"]}
     for c in columns:
         out[c] = column_values(table, c).tobytes()
     return out
@@ -66,11 +66,11 @@ def rule_columns(ray, files: list, columns: list[str]) -> dict[str, np.ndarray]:
     }
 
 
-def write_kept(ray, files: list, keep: np.ndarray, out_clips) -> int:
-    """Write each shard's kept rows under out_clips (pass 2); returns the rows kept."""
+def write_kept(ray, files: list, counts: list[int], keep: np.ndarray, out_clips) -> int:
+    """Write each shard's kept rows under out_clips (pass 2); counts: each shard's rows.
+    Returns the rows kept."""
     items, offset = [], 0
-    for i, f in enumerate(files):
-        n = storage.parquet_file(f).metadata.num_rows
+    for i, (f, n) in enumerate(zip(files, counts, strict=True)):
         items.append(
             {"index": i, "path": str(f), "mask": np.packbits(keep[offset : offset + n]).tobytes()}
         )
