@@ -1,4 +1,4 @@
-"""The `lvd` command line: curate, filter, report, train, generate, demo.
+"""The `lvd` command line: curate, filter, report, train, generate, export, demo.
 
 Each subcommand's work lives in its own module, imported only when that subcommand
 runs, so `lvd --help` answers at once. Every user-facing failure (bad argument, missing
@@ -30,6 +30,10 @@ COMMANDS = {
         "train the VAE and the video diffusion model on shards",
     ),
     "generate": ("pipelines.generation.command", "sample videos from a trained checkpoint"),
+    "export": (
+        "pipelines.export.command",
+        "cut kept clips into mp4 files for other trainers (WebDataset, Open-Sora, CogVideoX)",
+    ),
     "demo": ("pipelines.demo.command", "the whole job on a built-in synthetic corpus, on a CPU"),
 }
 
@@ -187,6 +191,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--cfg", type=float, help="classifier-free guidance scale (default: the model's)"
     )
     p.add_argument("--seed", type=int, default=0, help="random seed")
+
+    p = sub.add_parser("export", help=COMMANDS["export"][1], description=COMMANDS["export"][1])
+    p.add_argument("input", metavar="RUN", help="a curated or filtered run folder")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=("clips", "webdataset", "opensora", "cogvideox"),
+        help="clips: mp4 files + clips.parquet; webdataset: tars of KEY.mp4/.json/.txt; "
+        "opensora: mp4 files + Open-Sora's CSV; cogvideox: videos/ + prompts.txt, videos.txt",
+    )
+    p.add_argument("--out", required=True, help="destination folder (local or a URI)")
+    p.add_argument("--max-clips", type=int, help="export at most this many clips")
+    p.add_argument(
+        "--shard-size", type=int, default=1000, help="clips per WebDataset tar (default 1000)"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes cutting clips (default: one per CPU)",
+    )
+    p.add_argument(
+        "--crf", type=int, default=12, help="libx264 quality of re-encoded clips (default 12)"
+    )
+    p.add_argument("--preset", default="veryfast", help="libx264 preset (default veryfast)")
 
     p = sub.add_parser("demo", help=COMMANDS["demo"][1], description=COMMANDS["demo"][1])
     p.add_argument("--out", default="runs/demo", help="folder for everything the demo makes")
