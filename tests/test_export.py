@@ -150,3 +150,26 @@ def test_a_missing_source_is_an_error_entry_not_a_crash(run, tmp_path):
     info = json.loads((tmp_path / "out" / "run.json").read_text())
     assert info["errors"] and all(e["video_path"] == first for e in info["errors"])
     assert info["clips"] == len(pd.read_parquet(tmp_path / "out" / "clips.parquet")) > 0
+
+
+def test_export_to_object_storage_and_a_missing_bucket(run, bucket, tmp_path, capsys):
+    import s3fs
+    import webdataset as wds
+
+    assert export(run, f"s3://{bucket}/wds", "webdataset", "--shard-size", "4") == 0
+    fs = s3fs.S3FileSystem()
+    tars = sorted(fs.glob(f"{bucket}/wds/*.tar"))
+    assert tars and fs.exists(f"{bucket}/wds/run.json")
+    local = []
+    for t in tars:
+        fs.get_file(t, str(tmp_path / Path(t).name))
+        local.append(str(tmp_path / Path(t).name))
+    samples = list(wds.WebDataset(local, shardshuffle=False))
+    assert len(samples) == shards.read_table(run / "clips").num_rows
+    assert export(run, f"s3://{bucket}/wds", "webdataset", "--shard-size", "4") == 0
+    assert json.loads(fs.cat(f"{bucket}/wds/run.json"))["exported_now"] == 0
+
+    capsys.readouterr()
+    assert export(run, "s3://no-such-bucket-lvd/x", "clips") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no-such-bucket-lvd" in err[0], err
