@@ -21,8 +21,9 @@ from curate.container import VideoInfo
 from curate.frame_rate import known_fps
 from curate.keyframes import KeyframePicker
 from curate.motion import MotionSampler
-from curate.segments import Boundary, Segment, clip_spans
+from curate.segments import Boundary, Segment, clip_spans, split_at_times
 from curate.shots import ShotTracker
+from curate.timed_captions import CaptionSpan, boundaries, caption_for
 from curate.video import DecodeOptions, VideoReader
 
 CLIP_KEYS = (
@@ -69,12 +70,17 @@ def decode_options(cfg: DecodeConfig) -> DecodeOptions:
     )
 
 
-def analyze_video(path: str, cfg: CurateConfig, motion: bool = True) -> VideoAnalysis:
+def analyze_video(
+    path: str, cfg: CurateConfig, motion: bool = True, captions: list[CaptionSpan] | None = None
+) -> VideoAnalysis:
     """Shots, clips, motion scores and keyframes of one video, from one decode.
 
-    motion=False skips optical flow (motion columns are NaN). Raises VideoError for a
-    file that cannot be probed or decoded.
+    motion=False skips optical flow (motion columns are NaN). `captions`: timed captions
+    that came with the video; a shot is split where a caption starts or ends, and each
+    clip gets a `caption` key, the one it overlaps most (None if none). Raises
+    VideoError for a file that cannot be probed or decoded.
     """
+    caption_times = boundaries(captions) if captions is not None else []
     timings = dict.fromkeys(("decode", "shots", "motion", "keyframes"), 0.0)
     with VideoReader(path, decode_options(cfg.decode)) as reader:
         info = reader.info
@@ -88,8 +94,12 @@ def analyze_video(path: str, cfg: CurateConfig, motion: bool = True) -> VideoAna
         def finish_segments(segments: list[Segment]) -> None:
             t0 = time.perf_counter()
             for seg in segments:
-                for clip in clip_spans(seg, times, fps, cfg.shots):
-                    clips.append(_clip_dict(clip, times, info, fps, sampler, picker, motion))
+                for piece in split_at_times(seg, caption_times, times):
+                    for clip in clip_spans(piece, times, fps, cfg.shots):
+                        row = _clip_dict(clip, times, info, fps, sampler, picker, motion)
+                        if captions is not None:
+                            row["caption"] = caption_for(captions, row["start_s"], row["end_s"])
+                        clips.append(row)
             keep_from = tracker.open_start
             picker.forget_before(keep_from)
             sampler.forget_before(keep_from)

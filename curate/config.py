@@ -36,8 +36,6 @@ VIDEO_EXTENSIONS = (
 )
 
 
-
-
 @dataclass
 class DecodeConfig:
     analysis_short_side: int = 96

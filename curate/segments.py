@@ -4,6 +4,7 @@ most max_clip_s)."""
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -29,8 +30,8 @@ class Segment:
     start: int
     end: int
     shot_index: int
-    kind_in: str  # cut | fade | dissolve | black | start | split
-    kind_out: str  # cut | fade | dissolve | black | end | split
+    kind_in: str  # cut | fade | dissolve | black | start | split | caption
+    kind_out: str  # cut | fade | dissolve | black | end | split | caption
 
 
 def clip_spans(seg: Segment, times_s: np.ndarray, fps: float, cfg: ShotConfig) -> list[Segment]:
@@ -52,3 +53,28 @@ def clip_spans(seg: Segment, times_s: np.ndarray, fps: float, cfg: ShotConfig) -
 def _span_s(start: int, end: int, times_s: np.ndarray, fps: float) -> float:
     end_t = times_s[end] if end < len(times_s) else times_s[end - 1] + 1.0 / fps
     return float(end_t - times_s[start])
+
+
+def split_at_times(seg: Segment, times: list[float], times_s) -> list[Segment]:
+    """`seg` split at each of `times` (seconds, sorted) that falls inside it: the piece
+    after a split starts at the first frame shown at or after that time. The pieces'
+    new edges have kind "caption" (timed captions change there)."""
+    edges = [seg.start]
+    for t in times:
+        frame = bisect.bisect_left(times_s, t - 1e-6)
+        if edges[-1] < frame < seg.end:
+            edges.append(frame)
+    if len(edges) == 1:
+        return [seg]
+    edges.append(seg.end)
+    last = len(edges) - 2
+    return [
+        Segment(
+            edges[k],
+            edges[k + 1],
+            seg.shot_index,
+            seg.kind_in if k == 0 else "caption",
+            seg.kind_out if k == last else "caption",
+        )
+        for k in range(last + 1)
+    ]

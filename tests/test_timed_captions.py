@@ -1,6 +1,8 @@
 """Timed caption sidecars: SubRip, WebVTT and JSON parse to spans; malformed files name
 the file and the line; a clip takes the caption it overlaps most."""
 
+from pathlib import Path
+
 import pytest
 
 from curate.timed_captions import CaptionFileError, CaptionSpan, boundaries, caption_for, parse
@@ -67,3 +69,31 @@ def test_a_clip_takes_the_caption_it_overlaps_most():
     assert caption_for(spans, 2.0, 6.0) == "a cat sleeps on a sofa"
     assert caption_for(spans, 70.0, 72.0) is None
     assert boundaries(spans) == [0.0, 2.5, 65.25]
+
+
+def test_curate_splits_a_shot_where_its_captions_change(tmp_path, ray_local):
+    from pipelines.cli import main
+    from pipelines.common import shards
+    from tests import synth
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    synth.write(raw / "one.mp4", synth.join([synth.Shot(3, 120, 1.0)], 96, 64), fps=24)
+    (raw / "one.srt").write_text(
+        "1\n00:00:00,000 --> 00:00:02,500\nthe first half\n\n"
+        "2\n00:00:02,500 --> 00:00:05,000\nthe second half\n"
+    )
+    synth.write(raw / "bad.mp4", synth.join([synth.Shot(4, 60, 1.0)], 96, 64), fps=24)
+    (raw / "bad.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:0x.000\nbroken\n")
+    out = tmp_path / "run"
+    args = ["curate", str(raw), "--out", str(out), "--preset", "tiny", "--stages", "shots"]
+    assert main(args) == 0
+    clips = shards.read_table(out / "clips").sort_by("start_frame").to_pylist()
+    assert [(c["start_frame"], c["end_frame"]) for c in clips] == [(0, 60), (60, 120)]
+    assert [c["caption"] for c in clips] == ["the first half", "the second half"]
+    assert {c["caption_source"] for c in clips} == {"sidecar_timed"}
+    assert clips[0]["transition_out"] == clips[1]["transition_in"] == "caption"
+    videos = {Path(v["video_path"]).name: v for v in shards.read_table(out / "videos").to_pylist()}
+    assert videos["bad.mp4"]["status"] == "error"
+    assert videos["bad.mp4"]["error_kind"] == "caption_file"
+    assert "bad.vtt: line 3:" in videos["bad.mp4"]["error"]

@@ -5,8 +5,9 @@ a list file (.txt: one path per line; .csv/.parquet: a `path` (or `video_path`/`
 column and an optional `caption` column). Each may be local or a URI that fsspec opens
 (s3://, gs://, http(s)://): a bucket prefix lists recursively like a folder, and list
 files and globs may live in a bucket. A folder's video may carry a sidecar caption in a
-text file of the same stem (`clip.mp4` + `clip.txt`), the convention of video2dataset
-and webdataset. A local sidecar is read here; one in a bucket is read by the worker
+file of the same stem: `clip.txt` (the whole video; video2dataset's and webdataset's
+convention) or `clip.srt`, `clip.vtt`, `clip.json` (captions with timestamps; a clip
+takes the one it overlaps most and is split where one starts or ends). A local sidecar is read here; one in a bucket is read by the worker
 that analyses its video, so listing a large prefix costs its listing requests only.
 """
 
@@ -24,11 +25,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.config import VIDEO_EXTENSIONS
+from curate.timed_captions import TIMED_SUFFIXES
 from pipelines.common import storage
 from pipelines.common.errors import UsageError
 from pipelines.common.uris import check_uri, is_uri
 
 LIST_SUFFIXES = (".txt", ".csv", ".parquet")
+SIDECAR_SUFFIXES = (*TIMED_SUFFIXES, ".txt")  # timed captions first: they say more
 PATH_COLUMNS = ("path", "video_path", "url", "video")
 
 
@@ -36,7 +39,7 @@ PATH_COLUMNS = ("path", "video_path", "url", "video")
 class InputItem:
     path: str
     caption: str | None = None  # a caption that came with the input (sidecar or list)
-    caption_path: str | None = None  # a sidecar in object storage, read by the worker
+    caption_path: str | None = None  # a remote or timed sidecar, read by the worker
 
 
 @dataclass
@@ -58,7 +61,7 @@ def list_inputs(args: list[str]) -> InputList:
         elif os.path.isfile(arg) and Path(arg).suffix.lower() in LIST_SUFFIXES:
             out.items += _read_list(Path(arg))
         elif os.path.isfile(arg):
-            out.items.append(InputItem(str(Path(arg).resolve()), _sidecar(Path(arg))))
+            out.items.append(_local_item(Path(arg)))
         elif glob.has_magic(arg):
             matches = sorted(glob.glob(arg, recursive=True))
             if not matches:
@@ -67,7 +70,7 @@ def list_inputs(args: list[str]) -> InputList:
                 if os.path.isdir(m):
                     _add_folder(Path(m), out)
                 elif Path(m).suffix.lower() in VIDEO_EXTENSIONS:
-                    out.items.append(InputItem(str(Path(m).resolve()), _sidecar(Path(m))))
+                    out.items.append(_local_item(Path(m)))
                 else:
                     out.skipped_non_video += 1
         else:
@@ -111,12 +114,9 @@ def _add_uri(uri: str, out: InputList) -> None:
         elif _suffix(path) in LIST_SUFFIXES:
             out.items += _read_list(uri)
         else:
-            sidecar = f"{os.path.splitext(path)[0]}.txt"
-            out.items.append(
-                InputItem(
-                    uri, caption_path=_join(protocol, sidecar) if fs.exists(sidecar) else None
-                )
-            )
+            stem = os.path.splitext(path)[0]
+            found = next((stem + x for x in SIDECAR_SUFFIXES if fs.exists(stem + x)), None)
+            out.items.append(InputItem(uri, caption_path=_join(protocol, found) if found else None))
     except UsageError:
         raise
     except Exception as e:  # no credentials, no such bucket, access denied, no endpoint
@@ -131,13 +131,15 @@ def _kind(fs, path: str) -> str | None:
 
 
 def _add_listing(fs, protocol: str, keys: list[str], out: InputList, sidecars=None) -> None:
-    """Videos among listed object keys, each with its sidecar .txt when listed too."""
-    texts = {k for k in (sidecars if sidecars is not None else keys) if _suffix(k) == ".txt"}
+    """Videos among listed object keys, each with its sidecar caption when listed too."""
+    listed = sidecars if sidecars is not None else keys
+    texts = {k for k in listed if _suffix(k) in SIDECAR_SUFFIXES}
     videos = [k for k in sorted(keys) if _suffix(k) in VIDEO_EXTENSIONS]
     stems = {os.path.splitext(k)[0] for k in videos}
     for key in videos:
-        sidecar = f"{os.path.splitext(key)[0]}.txt"
-        caption_path = _join(protocol, sidecar) if sidecar in texts else None
+        stem = os.path.splitext(key)[0]
+        found = next((stem + x for x in SIDECAR_SUFFIXES if stem + x in texts), None)
+        caption_path = _join(protocol, found) if found else None
         out.items.append(InputItem(_join(protocol, key), caption_path=caption_path))
     out.skipped_non_video += sum(
         1
@@ -161,8 +163,8 @@ def _add_folder(root: Path, out: InputList) -> None:
         if not p.is_file() or p.name.startswith("."):
             continue
         if p.suffix.lower() in VIDEO_EXTENSIONS:
-            out.items.append(InputItem(str(p.resolve()), _sidecar(p)))
-        elif not (p.suffix.lower() == ".txt" and _has_video_sibling(p)):
+            out.items.append(_local_item(p))
+        elif not (p.suffix.lower() in SIDECAR_SUFFIXES and _has_video_sibling(p)):
             out.skipped_non_video += 1
 
 
@@ -170,12 +172,25 @@ def _has_video_sibling(txt: Path) -> bool:
     return any(txt.with_suffix(ext).exists() for ext in VIDEO_EXTENSIONS)
 
 
-def _sidecar(video: Path) -> str | None:
+def _local_item(video: Path) -> InputItem:
+    """A local video with its sidecar: a timed one (.srt, .vtt, .json) is parsed by the
+    worker; a .txt (the whole video's caption) is read here."""
+    path = str(video.resolve())
+    for suffix in TIMED_SUFFIXES:
+        timed = video.with_suffix(suffix)
+        if timed.is_file() and (suffix != ".json" or _is_list_json(timed)):
+            return InputItem(path, caption_path=str(timed.resolve()))
     txt = video.with_suffix(".txt")
     if txt.is_file():
-        text = txt.read_text(errors="replace").strip()
-        return text or None
-    return None
+        return InputItem(path, txt.read_text(errors="replace").strip() or None)
+    return InputItem(path)
+
+
+def _is_list_json(path: Path) -> bool:
+    """A .json sidecar holds timed captions when it is a list; a dict is metadata
+    (video2dataset writes KEY.json beside KEY.mp4 and KEY.txt)."""
+    with open(path, "rb") as f:
+        return f.read(4096).lstrip().startswith(b"[")
 
 
 def _read_list(path: Path | str) -> list[InputItem]:
@@ -184,10 +199,16 @@ def _read_list(path: Path | str) -> list[InputItem]:
     base = text_path.rsplit("/", 1)[0] if is_uri(text_path) else str(Path(path).parent)
     suffix = _suffix(text_path)
     if suffix == ".txt":
-        lines = [ln.strip() for ln in storage.location(text_path).read_bytes().decode().splitlines()]
+        lines = [
+            ln.strip() for ln in storage.location(text_path).read_bytes().decode().splitlines()
+        ]
         return [InputItem(_resolve(ln, base)) for ln in lines if ln and not ln.startswith("#")]
     if suffix == ".csv":
-        rows = list(csv.DictReader(io.StringIO(storage.location(text_path).read_bytes().decode(), newline="")))
+        rows = list(
+            csv.DictReader(
+                io.StringIO(storage.location(text_path).read_bytes().decode(), newline="")
+            )
+        )
         columns = list(rows[0].keys()) if rows else []
     else:
         table = pq.read_table(pa.BufferReader(storage.location(text_path).read_bytes()))

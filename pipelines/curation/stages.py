@@ -25,6 +25,8 @@ import pyarrow.parquet as pq
 
 from curate.config import CurateConfig
 from curate.ids import clip_id, video_id
+from curate.timed_captions import TIMED_SUFFIXES, CaptionFileError
+from curate.timed_captions import parse as parse_timed
 from pipelines.common import storage
 from pipelines.common.shards import CLIP_SCHEMA, VIDEO_SCHEMA
 from pipelines.curation.isolate import ChildCrashed, ChildTimeout, run_isolated
@@ -63,8 +65,11 @@ def input_video_id(path: str) -> str:
     return video_id(path, size)
 
 
-def analyze_one(path: str, caption: str | None, cfg: CurateConfig, motion: bool) -> dict[str, Any]:
-    """One video -> its flow row, clips nested. Never raises for a bad video."""
+def analyze_one(
+    path: str, caption: str | None, cfg: CurateConfig, motion: bool, captions=None
+) -> dict[str, Any]:
+    """One video -> its flow row, clips nested. Never raises for a bad video.
+    `captions`: timed caption spans (each clip takes the one it overlaps most)."""
     from curate.analyze import analyze_video
     from curate.container import VideoError
 
@@ -72,7 +77,8 @@ def analyze_one(path: str, caption: str | None, cfg: CurateConfig, motion: bool)
     video: dict[str, Any] = {"video_id": vid, "video_path": path, "num_clips": 0, "clips": []}
     t0 = time.perf_counter()
     try:
-        result = run_isolated(analyze_video, (path, cfg, motion), cfg.decode.timeout_s + 30)
+        work = (path, cfg, motion, captions)
+        result = run_isolated(analyze_video, work, cfg.decode.timeout_s + 30)
     except VideoError as e:
         video.update(status="error", error=str(e), error_kind=e.kind)
     except ChildTimeout as e:
@@ -102,12 +108,14 @@ def analyze_one(path: str, caption: str | None, cfg: CurateConfig, motion: bool)
         )
         for clip in result.clips:
             row = {k: v for k, v in clip.items() if k in CLIP_FLOW.names}
+            text = clip.get("caption") if captions is not None else caption
+            source = "sidecar_timed" if captions is not None else "sidecar"
             row.update(
                 video_id=vid,
                 video_path=path,
                 clip_id=clip_id(vid, clip["start_frame"], clip["end_frame"]),
-                caption=caption,
-                caption_source="sidecar" if caption else None,
+                caption=text,
+                caption_source=source if text else None,
             )
             video["clips"].append(row)
     video["analysis_s"] = time.perf_counter() - t0
@@ -124,20 +132,52 @@ def analyze_batch(batch: pa.Table, cfg: CurateConfig, motion: bool) -> pa.Table:
     node = ray.get_runtime_context().get_node_id()
     rows = []
     for r in batch.to_pylist():
-        caption = r["caption"]
-        if caption is None and r.get("caption_path"):
-            caption = read_sidecar(r["caption_path"])
-        rows.append({**analyze_one(r["video_path"], caption, cfg, motion), "analysis_node": node})
+        caption, captions, sidecar = r["caption"], None, r.get("caption_path")
+        if caption is None and sidecar and sidecar.lower().endswith(TIMED_SUFFIXES):
+            try:
+                captions = read_timed_sidecar(sidecar)
+            except CaptionFileError as e:
+                rows.append({**caption_error(r["video_path"], e), "analysis_node": node})
+                continue
+            if captions is None:  # a metadata .json: the .txt beside it, if any
+                caption = read_sidecar(os.path.splitext(sidecar)[0] + ".txt", quiet=True)
+        elif caption is None and sidecar:
+            caption = read_sidecar(sidecar)
+        video = analyze_one(r["video_path"], caption, cfg, motion, captions)
+        rows.append({**video, "analysis_node": node})
     return pa.Table.from_pylist(rows, schema=FLOW_SCHEMA)
 
 
-def read_sidecar(uri: str) -> str | None:
+def read_timed_sidecar(uri: str) -> list | None:
+    """The spans of a .srt/.vtt/.json sidecar; None for a .json that is not a list (a
+    webdataset-style metadata file, not captions). Raises CaptionFileError."""
+    text = storage.location(uri).read_bytes().decode(errors="replace")
+    if uri.lower().endswith(".json") and not text.lstrip().startswith("["):
+        return None
+    return parse_timed(uri, text)
+
+
+def caption_error(path: str, e: Exception) -> dict[str, Any]:
+    """The error row of a video whose timed captions are malformed."""
+    return {
+        "video_id": input_video_id(path),
+        "video_path": path,
+        "num_clips": 0,
+        "clips": [],
+        "status": "error",
+        "error": f"caption file {e}",
+        "error_kind": "caption_file",
+    }
+
+
+def read_sidecar(uri: str, quiet: bool = False) -> str | None:
     """A sidecar caption in object storage, read where the video is analysed (listing
     100,000 videos must not wait on 100,000 small reads). Unreadable: no caption."""
     try:
         text = storage.location(uri).read_bytes().decode(errors="replace").strip()
     except Exception as e:
-        log.warning("sidecar caption %s unreadable: %s", uri, e)
+        if not quiet:
+            log.warning("sidecar caption %s unreadable: %s", uri, e)
         return None
     return text or None
 
