@@ -11,6 +11,7 @@ no half file. The manifest is written last, from the clips that exist.
 
 from __future__ import annotations
 
+import io
 import os
 import tarfile
 import tempfile
@@ -115,7 +116,7 @@ def plan(fmt: str, dest, rows: list[dict], shard_size: int) -> list[dict]:
 
 
 def _check_same_layout(dest, args) -> None:
-    before = read_run_json(dest) if storage.is_local(dest) else _remote_run_json(dest)
+    before = read_run_json(dest)  # a Path or a UPath: the same calls
     if not before:
         return
     if before.get("format") != args.format:
@@ -125,13 +126,6 @@ def _check_same_layout(dest, args) -> None:
             f"--out {dest} was exported with --shard-size {before.get('shard_size')}: "
             "a rerun must use the same one"
         )
-
-
-def _remote_run_json(dest) -> dict:
-    import json
-
-    path = dest / "run.json"
-    return json.loads(path.read_bytes()) if path.exists() else {}
 
 
 def _run_units(units: list[dict], settings: dict, workers: int):
@@ -210,8 +204,6 @@ def _write_tar(path, cuts: list[tuple[dict, bytes]]) -> None:
 
 
 def _add(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
-    import io
-
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(payload), 0, 0o644
     tar.addfile(info, io.BytesIO(payload))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from curate.container import open_container, probe, video_stream
+from curate.container import open_container, video_stream
 
 COPY_CODECS = {"h264", "hevc", "av1", "mpeg4", "vp9"}  # what an mp4 can hold as it is
 
@@ -59,11 +59,14 @@ class ClipCutter:
 
     def __init__(self, path: str, crf: int = 12, preset: str = "veryfast", timeout_s: float = 600):
         self.path, self.crf, self.preset, self.timeout_s = path, crf, preset, timeout_s
-        self.rotation = probe(path, timeout_s).rotation  # display rotation, as curate applies it
         container = open_container(path, timeout_s)
         try:
             stream = video_stream(container)
             self.codec = stream.codec_context.name
+            # display rotation, as curate applies it: read from the first decoded frame
+            first = next(container.decode(stream))
+            self.rotation = round((first.rotation or 0) / 90) % 4 * 90
+            container.seek(0, stream=stream, backward=True)
             self.index = index_packets(container, stream)
         finally:
             container.close()
