@@ -42,7 +42,7 @@ def reencode_all_s(run: Path) -> tuple[float, int]:
     cutters: dict[str, ClipCutter] = {}
     for r in rows:
         c = cutters.setdefault(r["video_path"], ClipCutter(r["video_path"]))
-        c._reencode(r["start_frame"], r["end_frame"], c.rotation)
+        c.reencode(r["start_frame"], r["end_frame"])
     return time.perf_counter() - t0, len(rows)
 
 

@@ -1,7 +1,8 @@
 """Captions with timestamps that come with a corpus: .srt, .vtt and .json sidecars.
 
 Panda-70M and InternVid give a caption per time span, and subtitles come as SubRip
-(.srt) or WebVTT (.vtt). A .json sidecar is a list of {start_s, end_s, caption}. Each
+(.srt) or WebVTT (.vtt). A .json sidecar is a list of {start_s, end_s, caption}; a
+CSV or Parquet list file may carry the same three columns (`checked_span`). Each
 parser returns the spans in file order; a malformed file raises CaptionFileError, whose
 message names the file and the line. A clip takes the caption its span overlaps most
 (`caption_for`); caption boundaries inside a clip are where it is split (`boundaries`).
@@ -92,16 +93,23 @@ def _parse_json(name: str, text: str) -> list[CaptionSpan]:
         where = f"{name}: line {_line_of(text, k)}: entry {k}"
         if not isinstance(entry, dict) or not {"start_s", "end_s", "caption"} <= entry.keys():
             raise CaptionFileError(f"{where}: needs start_s, end_s and caption")
-        try:
-            start, end = float(entry["start_s"]), float(entry["end_s"])
-        except (TypeError, ValueError):
-            raise CaptionFileError(f"{where}: start_s and end_s must be numbers") from None
-        if not 0 <= start < end:
-            raise CaptionFileError(f"{where}: needs 0 <= start_s < end_s")
-        caption = " ".join(str(entry["caption"] or "").split())
-        if caption:
-            spans.append(CaptionSpan(start, end, caption))
+        span = checked_span(where, entry["start_s"], entry["end_s"], entry["caption"])
+        if span:
+            spans.append(span)
     return spans
+
+
+def checked_span(where: str, start, end, caption) -> CaptionSpan | None:
+    """One {start_s, end_s, caption} entry as a span (None for an empty caption); a bad
+    one raises CaptionFileError prefixed by `where` ("NAME: line N")."""
+    try:
+        start, end = float(start), float(end)
+    except (TypeError, ValueError):
+        raise CaptionFileError(f"{where}: start_s and end_s must be numbers") from None
+    if not 0 <= start < end:
+        raise CaptionFileError(f"{where}: needs 0 <= start_s < end_s")
+    caption = " ".join(str(caption or "").split())
+    return CaptionSpan(start, end, caption) if caption else None
 
 
 def _line_of(text: str, k: int) -> int:

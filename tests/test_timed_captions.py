@@ -97,3 +97,54 @@ def test_curate_splits_a_shot_where_its_captions_change(tmp_path, ray_local):
     assert videos["bad.mp4"]["status"] == "error"
     assert videos["bad.mp4"]["error_kind"] == "caption_file"
     assert "bad.vtt: line 3:" in videos["bad.mp4"]["error"]
+
+
+def test_list_files_with_start_and_end_columns_give_timed_captions(tmp_path, ray_local):
+    """Panda-70M's layout: one row per caption span, in a CSV or a Parquet list."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.cli import main
+    from pipelines.common import shards
+    from tests import synth
+
+    for name, colour in (("a.mp4", 3), ("b.mp4", 5)):
+        synth.write(tmp_path / name, synth.join([synth.Shot(colour, 120, 1.0)], 96, 64), fps=24)
+    (tmp_path / "list.csv").write_text(
+        'path,start_s,end_s,caption\na.mp4,0,2.5,a red start\na.mp4,2.5,5.0,"a red end, later"\n'
+    )
+    rows = {"video_path": ["b.mp4"] * 2, "start_s": [0.0, 3.0], "end_s": [3.0, 5.0]}
+    rows["caption"] = ["blue first", "blue second"]
+    pq.write_table(pa.table(rows), tmp_path / "list.parquet")
+    out = tmp_path / "run"
+    inputs = [str(tmp_path / "list.csv"), str(tmp_path / "list.parquet")]
+    assert (
+        main(["curate", *inputs, "--out", str(out), "--preset", "tiny", "--stages", "shots"]) == 0
+    )
+    clips = shards.read_table(out / "clips").to_pylist()
+    got = sorted((Path(c["video_path"]).name, c["start_frame"], c["caption"]) for c in clips)
+    assert got == [
+        ("a.mp4", 0, "a red start"),
+        ("a.mp4", 60, "a red end, later"),
+        ("b.mp4", 0, "blue first"),
+        ("b.mp4", 72, "blue second"),
+    ]
+    assert {c["caption_source"] for c in clips} == {"sidecar_timed"}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("path,start_s,end_s,caption\na.mp4,0,1,x\na.mp4,2,1,y\n", "list.csv: line 3: needs 0"),
+        ("path,start_s,end_s,caption\na.mp4,zero,1,x\n", "list.csv: line 2: start_s and end_s"),
+        ("path,start_s,caption\na.mp4,0,x\n", "list.csv: timed captions need start_s, end_s"),
+    ],
+)
+def test_bad_timed_rows_in_a_list_file_are_one_line_errors(tmp_path, text, message):
+    from pipelines.common.errors import UsageError
+    from pipelines.curation.inputs import list_inputs
+
+    (tmp_path / "list.csv").write_text(text)
+    with pytest.raises(UsageError) as e:
+        list_inputs([str(tmp_path / "list.csv")])
+    assert message in str(e.value) and "\n" not in str(e.value)

@@ -135,6 +135,7 @@ def curate_videos(
             "video_path": [it.path for it in items],
             "caption": [it.caption for it in items],
             "caption_path": [it.caption_path for it in items],
+            "timed_captions": [_spans_json(it.captions) for it in items],
         }
     )
     ds = ray.data.from_arrow(
@@ -179,6 +180,13 @@ def curate_videos(
         bar.close()
         copy_worker_logs(log_dir)
     return stats
+
+
+def _spans_json(spans) -> str | None:
+    """A list file's timed captions for one video, as one small string column."""
+    if spans is None:
+        return None
+    return json.dumps([[sp.start_s, sp.end_s, sp.caption] for sp in spans])
 
 
 def videos_per_task(setting: int, videos: int, slots: float) -> int:

@@ -2,7 +2,8 @@
 
 An INPUT is a video file, a folder (searched recursively by video extension), a glob, or
 a list file (.txt: one path per line; .csv/.parquet: a `path` (or `video_path`/`url`)
-column and an optional `caption` column). Each may be local or a URI that fsspec opens
+column and an optional `caption` column; with `start_s` and `end_s` columns too, each
+row is one caption span of its video, Panda-70M's and InternVid's layout). Each may be local or a URI that fsspec opens
 (s3://, gs://, http(s)://): a bucket prefix lists recursively like a folder, and list
 files and globs may live in a bucket. A folder's video may carry a sidecar caption in a
 file of the same stem: `clip.txt` (the whole video; video2dataset's and webdataset's
@@ -25,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.config import VIDEO_EXTENSIONS
-from curate.timed_captions import TIMED_SUFFIXES
+from curate.timed_captions import TIMED_SUFFIXES, CaptionFileError, CaptionSpan, checked_span
 from pipelines.common import storage
 from pipelines.common.errors import UsageError
 from pipelines.common.uris import check_uri, is_uri
@@ -40,6 +41,7 @@ class InputItem:
     path: str
     caption: str | None = None  # a caption that came with the input (sidecar or list)
     caption_path: str | None = None  # a remote or timed sidecar, read by the worker
+    captions: list[CaptionSpan] | None = None  # timed captions from a list file's rows
 
 
 @dataclass
@@ -220,14 +222,32 @@ def _read_list(path: Path | str) -> list[InputItem]:
             f"{path}: no path column (expected one of {', '.join(PATH_COLUMNS)}; "
             f"found {', '.join(columns) or 'none'})"
         )
-    items = []
-    for row in rows:
+    timed = "start_s" in columns or "end_s" in columns
+    if timed and not {"start_s", "end_s", "caption"} <= set(columns):
+        raise UsageError(f"{path}: timed captions need start_s, end_s and caption columns")
+    items: dict[str, InputItem] = {}
+    for k, row in enumerate(rows):
         if not row.get(col):
             continue
         caption = row.get("caption")
         caption = str(caption).strip() if caption not in (None, "") else None
-        items.append(InputItem(_resolve(str(row[col]), base), caption))
-    return items
+        video = _resolve(str(row[col]), base)
+        item = items.setdefault(video, InputItem(video))
+        if timed and (_given(row["start_s"]) or _given(row["end_s"])):
+            # one row per caption span: a video's rows together are its timed captions
+            where = f"{path}: line {k + 2}" if suffix == ".csv" else f"{path}: row {k}"
+            try:
+                span = checked_span(where, row["start_s"], row["end_s"], caption)
+            except CaptionFileError as e:
+                raise UsageError(str(e)) from None
+            item.captions = [*(item.captions or []), *([span] if span else [])]
+        elif caption and item.caption is None:
+            item.caption = caption
+    return list(items.values())
+
+
+def _given(value) -> bool:
+    return value is not None and str(value).strip() != ""
 
 
 def _resolve(p: str, base: str) -> str:

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from curate.config import CurateConfig
 from curate.ids import clip_id, video_id
-from curate.timed_captions import TIMED_SUFFIXES, CaptionFileError
+from curate.timed_captions import TIMED_SUFFIXES, CaptionFileError, CaptionSpan
 from curate.timed_captions import parse as parse_timed
 from pipelines.common import storage
 from pipelines.common.shards import CLIP_SCHEMA, VIDEO_SCHEMA
@@ -123,7 +123,8 @@ def analyze_one(
 
 
 def analyze_batch(batch: pa.Table, cfg: CurateConfig, motion: bool) -> pa.Table:
-    """Ray Data task: input rows (video_path, caption, caption_path) -> flow rows."""
+    """Ray Data task: input rows (video_path, caption, caption_path, timed_captions)
+    -> flow rows."""
     import ray
 
     from curate.container import use_storage_options
@@ -133,7 +134,9 @@ def analyze_batch(batch: pa.Table, cfg: CurateConfig, motion: bool) -> pa.Table:
     rows = []
     for r in batch.to_pylist():
         caption, captions, sidecar = r["caption"], None, r.get("caption_path")
-        if caption is None and sidecar and sidecar.lower().endswith(TIMED_SUFFIXES):
+        if r.get("timed_captions") is not None:  # from a list file's start_s/end_s rows
+            captions = [CaptionSpan(*span) for span in json.loads(r["timed_captions"])]
+        elif caption is None and sidecar and sidecar.lower().endswith(TIMED_SUFFIXES):
             try:
                 captions = read_timed_sidecar(sidecar)
             except CaptionFileError as e:

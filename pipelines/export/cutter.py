@@ -83,7 +83,7 @@ class ClipCutter:
     def cut(self, start: int, end: int) -> Cut:
         if self.can_copy(start, end):
             return Cut(self._copy(start, end), True, end - start)
-        data, frames = self._reencode(start, end, self.rotation)
+        data, frames = self.reencode(start, end)
         return Cut(data, False, frames)
 
     def _span_pts(self, start: int, end: int) -> tuple[int, int | None]:
@@ -115,7 +115,9 @@ class ClipCutter:
             src.close()
         return buffer.getvalue()
 
-    def _reencode(self, start: int, end: int, rotation: int) -> tuple[bytes, int]:
+    def reencode(self, start: int, end: int) -> tuple[bytes, int]:
+        """Frames [start, end) decoded and encoded again, upright: (mp4 bytes, frames)."""
+        rotation = self.rotation
         src = open_container(self.path, self.timeout_s)
         buffer = io.BytesIO()
         written = 0
