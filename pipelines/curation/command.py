@@ -44,8 +44,8 @@ from pipelines.curation.stages import (
     SHARD_SUMMARY,
     STAGE_COLUMNS,
     ModelStageActor,
+    ShardWriter,
     analyze_batch,
-    write_clips_shard,
 )
 from pipelines.curation.stages import input_video_id as _input_video_id
 
@@ -163,11 +163,15 @@ def curate_videos(
             num_gpus=cfg.pipeline.actor_gpus if has_gpu else 0,
         )
     ds = ds.map_batches(
-        write_clips_shard,
+        ShardWriter,
         batch_size=cfg.pipeline.videos_per_shard,
         batch_format="pyarrow",
         fn_kwargs={"out": str(out)},
         num_cpus=0,  # I/O: it must not wait for an analysis slot
+        # Long-lived writers: as tasks needing no CPU, writes made the raylet start a
+        # fresh worker process whenever the analysis held the others (14 processes on 2
+        # CPUs, a third of the run's CPU time; benchmarks/ray_cpu.py).
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, int(slots // 8))),
     )
     bar = progress_bar(total=len(items), unit="video", disable=not progress, smoothing=0.1)
     try:

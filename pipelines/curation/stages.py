@@ -288,6 +288,13 @@ def write_clips_shard(flow: pa.Table, out: str) -> pa.Table:
     )
 
 
+class ShardWriter:
+    """Ray Data actor: write_clips_shard in one long-lived worker process."""
+
+    def __call__(self, flow: pa.Table, out: str) -> pa.Table:
+        return write_clips_shard(flow, out)
+
+
 def _py(v: Any) -> Any:
     """numpy scalars -> Python values; numpy arrays stay (Arrow converts them directly)."""
     if hasattr(v, "ndim") and v.ndim == 0:
