@@ -3,6 +3,7 @@ localhost (moto's server mode, started by conftest.py): curate from s3 to s3, ki
 and resume there, filter, report, train and generate from s3, and one-line errors at
 start-up for a missing bucket, missing credentials and a denied write."""
 
+import http.server
 import json
 import os
 import signal
@@ -237,3 +238,72 @@ def test_a_denied_write_is_one_line_at_start_up(tmp_path):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "is not writable: access denied" in lines[0], done.stderr
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """A static file server that answers Range requests (as object stores and CDNs do;
+    http.server alone sends whole files)."""
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        if not os.path.isfile(path):
+            self.send_error(404)
+            return None
+        size = os.path.getsize(path)
+        start, end = 0, size - 1
+        ranged = self.headers.get("Range", "").startswith("bytes=")
+        if ranged:
+            first, _, last = self.headers["Range"][6:].partition("-")
+            start = int(first) if first else max(0, size - int(last))
+            end = min(int(last), size - 1) if first and last else end
+        self.send_response(206 if ranged else 200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(end - start + 1))
+        if ranged:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.end_headers()
+        f = open(path, "rb")  # noqa: SIM115 (http.server closes it once copied)
+        f.seek(start)
+        self.left = end - start + 1
+        return f
+
+    def copyfile(self, source, outputfile):
+        while self.left > 0:
+            chunk = source.read(min(self.left, 1 << 16))
+            if not chunk:
+                break
+            outputfile.write(chunk)
+            self.left -= len(chunk)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def http_root(corpus, tmp_path_factory):
+    """The corpus and a list file of two of its videos, served over http on localhost
+    with ranged reads."""
+    import functools
+    import shutil
+    import threading
+
+    root = tmp_path_factory.mktemp("served") / "site"
+    shutil.copytree(corpus, root)
+    (root / "list.txt").write_text("nested/b.mp4\nc.mp4\n")
+    handler = functools.partial(RangeHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_curate_from_a_url_and_a_list_file_served_over_http(http_root, local_run, tmp_path):
+    out = tmp_path / "run"
+    inputs = [f"{http_root}/a.mp4", f"{http_root}/list.txt"]
+    assert main(["curate", *inputs, "--out", str(out), "--preset", "tiny", "--num-cpus", "2"]) == 0
+    got, local = by_video(out), by_video(local_run)
+    assert got == {name: local[name] for name in ("a.mp4", "b.mp4", "c.mp4")}
+    assert {src for *_, src in got["a.mp4"][2]} == {"sidecar"}  # a.txt found beside a.mp4 over http
+    paths = {v["video_path"] for v in shards.read_table(out / "videos").to_pylist()}
+    assert paths == {f"{http_root}/{p}" for p in ("a.mp4", "nested/b.mp4", "c.mp4")}
