@@ -3,13 +3,15 @@
 An INPUT is a video file, a folder (searched recursively by video extension), a glob, or
 a list file (.txt: one path per line; .csv/.parquet: a `path` (or `video_path`/`url`)
 column and an optional `caption` column; with `start_s` and `end_s` columns too, each
-row is one caption span of its video, Panda-70M's and InternVid's layout). Each may be local or a URI that fsspec opens
-(s3://, gs://, http(s)://): a bucket prefix lists recursively like a folder, and list
-files and globs may live in a bucket. A folder's video may carry a sidecar caption in a
-file of the same stem: `clip.txt` (the whole video; video2dataset's and webdataset's
-convention) or `clip.srt`, `clip.vtt`, `clip.json` (captions with timestamps; a clip
-takes the one it overlaps most and is split where one starts or ends). A local sidecar is read here; one in a bucket is read by the worker
-that analyses its video, so listing a large prefix costs its listing requests only.
+row is one caption span of its video, Panda-70M's and InternVid's layout). Each may be
+local or a URI that fsspec opens (s3://, gs://, http(s)://): a bucket prefix lists
+recursively like a folder, and list files and globs may live in a bucket. A folder's
+video may carry a sidecar caption in a file of the same stem: `clip.txt` (the whole
+video; video2dataset's and webdataset's convention) or `clip.srt`, `clip.vtt`,
+`clip.json` (captions with timestamps; a clip takes the one it overlaps most and is
+split where one starts or ends). A local sidecar is read here; one in a bucket is read
+by the worker that analyses its video, so listing a large prefix costs its listing
+requests only.
 """
 
 from __future__ import annotations
