@@ -17,29 +17,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.curate import make_corpus  # noqa: E402
+from benchmarks.storage import curate  # noqa: E402
 
 LAYOUTS = {"1 node": [2], "2 nodes": [1, 1]}  # CPUs per node, head first
-
-
-def curate(inputs: list[str], out: Path, address: str) -> float:
-    cmd = [sys.executable, "-m", "pipelines.cli", "curate", *inputs, "--out", str(out)]
-    cmd += ["--stages", "shots,motion", "--ray-address", address]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"lvd curate failed: {done.stderr[-2000:]}")
-    return time.perf_counter() - t0
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
 
 
 def start(cpus: list[int]):
@@ -72,8 +61,9 @@ def main() -> None:
             # one cluster at a time: two would share the machine's cores
             cluster = start(cpus)
             try:
-                curate(files[:4], tmp / f"warm-{name}-{k}", cluster.address)
-                times[name].append(curate(files, tmp / f"run-{name}-{k}", cluster.address))
+                address = ["--ray-address", cluster.address]
+                curate(files[:4], str(tmp / f"warm-{name}-{k}"), ENV, *address)
+                times[name].append(curate(files, str(tmp / f"run-{name}-{k}"), ENV, *address))
             finally:
                 cluster.shutdown()
             print(f"  run {k}: {name}: {times[name][-1]:.1f} s")

@@ -38,8 +38,11 @@ def make_video(path: Path, minutes: float, width: int, height: int, seed: int = 
         n = 0
         while n < total:
             length = min(total - n, int(rng.uniform(2, 40) * FPS))
-            tex = cv2.resize((rng.random((height // 6, width // 3, 3)) * 255).astype(np.uint8),
-                             (width * 3, height), interpolation=cv2.INTER_CUBIC)
+            tex = cv2.resize(
+                (rng.random((height // 6, width // 3, 3)) * 255).astype(np.uint8),
+                (width * 3, height),
+                interpolation=cv2.INTER_CUBIC,
+            )
             speed = rng.choice([0.0, 0.5, 2.0])
             for i in range(length):
                 x = int(i * speed) % (2 * width)
@@ -74,13 +77,21 @@ def main() -> None:
         t = time.perf_counter()
         make_video(path, minutes, width, height)
         made = time.perf_counter() - t
-        out = subprocess.run([sys.executable, "-c", CHILD, str(path)], cwd=ROOT, check=True,
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(path)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append((minutes, r))
-        print(f"{minutes:6g} min  {r['frames']:8d} frames  {r['clips']:5d} clips  "
-              f"peak RSS {r['peak_rss_mib']:7.1f} MiB  analysis {r['wall_s']:7.1f} s  "
-              f"(generated in {made:.0f} s)", flush=True)
+        print(
+            f"{minutes:6g} min  {r['frames']:8d} frames  {r['clips']:5d} clips  "
+            f"peak RSS {r['peak_rss_mib']:7.1f} MiB  analysis {r['wall_s']:7.1f} s  "
+            f"(generated in {made:.0f} s)",
+            flush=True,
+        )
     base = rows[0][1]["peak_rss_mib"]
     for minutes, r in rows[1:]:
         print(f"peak RSS {minutes:g} min / {rows[0][0]:g} min: {r['peak_rss_mib'] / base:.2f}x")

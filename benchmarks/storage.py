@@ -49,18 +49,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def curate(src: str, out: str, env: dict) -> float:
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipelines.cli",
-        "curate",
-        src,
-        "--out",
-        out,
-        "--stages",
-        "shots,motion",
-    ]
+def curate(inputs: list[str], out: str, env: dict, *extra: str) -> float:
+    """Wall seconds of `lvd curate INPUTS --out OUT --stages shots,motion EXTRA...`."""
+    cmd = [sys.executable, "-m", "pipelines.cli", "curate", *inputs, "--out", out]
+    cmd += ["--stages", "shots,motion", *extra]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode:
@@ -105,8 +97,8 @@ def main() -> None:
     )
     local, remote = [], []
     for k in range(args.repeats):  # interleaved: the machine is shared
-        local.append(curate(str(corpus), str(tmp / f"out-{k}"), env))
-        remote.append(curate("s3://bench/raw", f"s3://bench/runs/r{k}", env))
+        local.append(curate([str(corpus)], str(tmp / f"out-{k}"), env))
+        remote.append(curate(["s3://bench/raw"], f"s3://bench/runs/r{k}", env))
         print(f"  run {k}: local -> local {local[-1]:.1f} s, s3 -> s3 {remote[-1]:.1f} s")
     server.stop()
     print(f"best of {args.repeats}: local {min(local):.1f} s, s3 {min(remote):.1f} s, "

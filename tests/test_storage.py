@@ -277,7 +277,7 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
             self.left -= len(chunk)
 
     def log_message(self, *args):
-        pass
+        """No line per request on the test's stderr."""
 
 
 @pytest.fixture(scope="module")

@@ -242,7 +242,9 @@ def _read_list(path: Path | str) -> list[InputItem]:
                 span = checked_span(where, row["start_s"], row["end_s"], caption)
             except CaptionFileError as e:
                 raise UsageError(str(e)) from None
-            item.captions = [*(item.captions or []), *([span] if span else [])]
+            item.captions = item.captions or []  # timed even if every caption is empty
+            if span:
+                item.captions.append(span)
         elif caption and item.caption is None:
             item.caption = caption
     return list(items.values())
