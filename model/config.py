@@ -136,6 +136,9 @@ class DiTConfig:
     does text-to-video, image-to-video, interpolation and continuation."""
     micro_conditioning: bool = False
     """Add fps and motion_score embeddings to the timestep embedding (SVD)."""
+    camera_conditioning: bool = False
+    """Add a camera-path embedding (elevation, azimuth step per frame) to the timestep
+    embedding (SVD-MV's orbits); a zero path means "no camera given"."""
     rope_theta: float = 10000.0
     """Base of the rotary frequencies."""
     gradient_checkpointing: bool = False

@@ -99,6 +99,7 @@ def flow_matching_loss(
     fps: torch.Tensor | None = None,
     motion_score: torch.Tensor | None = None,
     reduction: Literal["elements", "samples"] = "elements",
+    camera: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Velocity-matching MSE for one batch of scaled latents x0 (B, C, T, H, W).
 
@@ -125,7 +126,9 @@ def flow_matching_loss(
     t = sample_timesteps(b, cfg, tokens, generator, x0.device)  # (B,)
     noise = randn(tuple(x0.shape), generator, x0.device, x0.dtype)
     x_t = add_noise(x0, noise, t)  # (B, C, T, H, W)
-    v_pred = dit(x_t, t, text_emb, text_mask, cond=cond, fps=fps, motion_score=motion_score)
+    v_pred = dit(
+        x_t, t, text_emb, text_mask, cond=cond, fps=fps, motion_score=motion_score, camera=camera
+    )
     err = F.mse_loss(v_pred.float(), (noise - x0).float(), reduction="none")  # (B,C,T,H,W)
     keep = torch.ones_like(err[:, :1, :, :1, :1])  # (B, 1, T, 1, 1)
     if cond is not None:

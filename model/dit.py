@@ -5,7 +5,8 @@ CogVideoX (1x2x2 spacetime patches, 3D RoPE, text tokens joined to video tokens 
 sequence with separate "expert" adaLN modulation per modality, QK-norm) and PixArt-alpha
 (the cross-attention alternative, `text_mode='cross'`). Frame conditioning is a mask
 channel plus masked clean latents concatenated on channels (SVD, CogVideoX-I2V); optional
-fps / motion micro-conditioning is added to the timestep embedding (SVD).
+fps / motion micro-conditioning and a camera path (SVD-MV's orbits) are added to the
+timestep embedding (SVD).
 
 Call: `DiT(cfg)(x_t, t, text_emb, text_mask, cond=Cond(...))` -> velocity like x_t.
 """
@@ -52,6 +53,22 @@ class ScalarEmbedder(nn.Module):
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         features = sinusoidal(values * self.scale, self.freq_dim)  # (B, freq_dim)
         return self.mlp(features.to(self.mlp[0].weight.dtype))  # (B, cond_dim)
+
+
+class CameraEmbedder(nn.Module):
+    """A camera path (B, 2) = (elevation, azimuth step per frame), degrees, -> (B, cond_dim):
+    one ScalarEmbedder each, summed; a path of zeros embeds to exactly zero, so samples
+    without a camera get the timestep condition the other tasks trained with."""
+
+    def __init__(self, cond_dim: int):
+        super().__init__()
+        self.elevation = ScalarEmbedder(cond_dim)
+        self.step = ScalarEmbedder(cond_dim)
+
+    def forward(self, camera: torch.Tensor) -> torch.Tensor:
+        given = (camera != 0).any(dim=-1, keepdim=True)  # (B, 1)
+        emb = self.elevation(camera[:, 0]) + self.step(camera[:, 1])  # (B, cond_dim)
+        return emb * given.to(emb.dtype)
 
 
 class Attention(nn.Module):
@@ -191,6 +208,8 @@ class DiT(nn.Module):
         if cfg.micro_conditioning:
             self.fps_embed = ScalarEmbedder(cfg.cond_dim)
             self.motion_embed = ScalarEmbedder(cfg.cond_dim)
+        if cfg.camera_conditioning:
+            self.camera_embed = CameraEmbedder(cfg.cond_dim)
         self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.depth))
         self.final = FinalLayer(cfg)
         self.gradient_checkpointing = cfg.gradient_checkpointing
@@ -207,6 +226,8 @@ class DiT(nn.Module):
         embedders = [self.t_embed]
         if self.cfg.micro_conditioning:
             embedders += [self.fps_embed, self.motion_embed]
+        if self.cfg.camera_conditioning:
+            embedders += [self.camera_embed.elevation, self.camera_embed.step]
         for embedder in embedders:
             for layer in embedder.mlp[0], embedder.mlp[2]:
                 nn.init.normal_(layer.weight, std=0.02)
@@ -267,11 +288,13 @@ class DiT(nn.Module):
         cond: Cond | None = None,
         fps: torch.Tensor | None = None,
         motion_score: torch.Tensor | None = None,
+        camera: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x_t (B, C, T, H, W) noisy latents, t (B,) in [0, 1] (1 = pure noise),
         text_emb (B, L, text_dim) with text_mask (B, L) bool (None = all valid; text_emb
-        None = the null text), cond: given clean latent frames. Returns the predicted
-        velocity (noise - data), shaped like x_t."""
+        None = the null text), cond: given clean latent frames, camera (B, 2): elevation
+        and azimuth step per frame in degrees (None or zeros = no camera). Returns the
+        predicted velocity (noise - data), shaped like x_t."""
         b, _, frames, height, width = x_t.shape
         pt, ph, pw = self.cfg.patch_size
         if frames % pt or height % ph or width % pw:
@@ -302,6 +325,10 @@ class DiT(nn.Module):
             if fps is None or motion_score is None:
                 raise ValueError("this DiT has micro_conditioning: pass fps and motion_score")
             c = c + self.fps_embed(fps) + self.motion_embed(motion_score)
+        if camera is not None:
+            if not self.cfg.camera_conditioning:
+                raise ValueError("this DiT has no camera_conditioning: it takes no camera path")
+            c = c + self.camera_embed(camera.to(c.device))
         c = F.silu(c)
 
         expert = self.cfg.text_mode == "expert"

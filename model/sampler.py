@@ -40,6 +40,7 @@ def sample_latents(
     cond: Cond | None = None,
     fps: torch.Tensor | None = None,
     motion_score: torch.Tensor | None = None,
+    camera: torch.Tensor | None = None,
     diffusion: DiffusionConfig | None = None,
 ) -> torch.Tensor:
     """Scaled latents (B, C, T, H, W) for text embeddings (B, L, text_dim).
@@ -83,6 +84,8 @@ def sample_latents(
             extra["fps"] = fps.to(device).repeat(2 if guided else 1)
         if motion_score is not None:
             extra["motion_score"] = motion_score.to(device).repeat(2 if guided else 1)
+        if camera is not None:  # both branches see the camera: guidance is on the text
+            extra["camera"] = camera.to(device).repeat(2 if guided else 1, 1)
         with autocast(device):
             v = dit(xs, ts, text_emb, text_mask, cond=branch_cond, **extra).float()
         if not guided:
@@ -129,7 +132,7 @@ def sample(
 ) -> torch.Tensor:
     """Video (B, 3, frames, height, width) in [-1, 1]; frames = 1 + 4k, sides divisible
     by 8. Keyword arguments are those of `sample_latents` (steps, cfg_scale, seed,
-    method, cond, fps, motion_score, diffusion)."""
+    method, cond, fps, motion_score, camera, diffusion)."""
     latents = sample_latents(
         dit, text_emb, text_mask, vae.latent_shape(frames, height, width), **kwargs
     )

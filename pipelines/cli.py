@@ -176,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "generate", help=COMMANDS["generate"][1], description=COMMANDS["generate"][1]
     )
-    p.add_argument("prompts", nargs="*", metavar="PROMPT", help="text prompts")
+    p.add_argument(
+        "prompts", nargs="*", metavar="PROMPT", help="text prompts (optional with --image)"
+    )
     p.add_argument(
         "--ckpt", required=True, help="a training run folder or checkpoint (local or a URI)"
     )
@@ -184,6 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts-file", help="a text file with one prompt per line")
     p.add_argument("--image", help="first frame (image-to-video)")
     p.add_argument("--last-image", help="last frame (interpolation, with --image)")
+    p.add_argument(
+        "--orbit",
+        type=float,
+        metavar="DEGREES",
+        help="multi-view: orbit the object of --image by this many degrees over the video "
+        "(negative: the other way; needs a model trained with the mv stage)",
+    )
+    p.add_argument(
+        "--elevation",
+        type=float,
+        metavar="DEG",
+        help="camera elevation of the orbit (default: the median the mv stage trained on)",
+    )
     p.add_argument("--frames", type=int, help="number of frames")
     p.add_argument("--size", help="WIDTHxHEIGHT")
     p.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
@@ -226,10 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="training preset: small learns the task (minutes); tiny only runs every step",
     )
     p.add_argument(
+        "--task",
+        default="text",
+        choices=("text", "multiview"),
+        help="text: text-to-video on moving shapes; multiview: orbits around objects "
+        "from one image (SVD-MV)",
+    )
+    p.add_argument(
         "--videos-per-combo",
         type=int,
-        default=2,
-        help="corpus videos per colour/shape/direction combination",
+        help="corpus videos per colour/shape/direction combination (text, default 2) or "
+        "per object (multiview, default 6)",
     )
     return parser
 

@@ -64,6 +64,8 @@ CLIP_SCHEMA = pa.schema(
         ("text_area", pa.float32()),
         ("caption", pa.string()),
         ("caption_source", pa.string()),
+        ("camera_elevation_deg", pa.float32()),  # the orbit of a KEY.json sidecar, or null
+        ("camera_azimuth_deg_per_s", pa.float32()),
         ("clip_embedding", pa.list_(pa.float16())),
         ("keyframe_frames", pa.list_(pa.int64())),
         ("keyframes", pa.list_(pa.binary())),  # encoded images: first, middle, last

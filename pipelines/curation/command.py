@@ -136,6 +136,7 @@ def curate_videos(
             "caption": [it.caption for it in items],
             "caption_path": [it.caption_path for it in items],
             "timed_captions": [_spans_json(it.captions) for it in items],
+            "meta_path": [it.meta_path for it in items],
         }
     )
     ds = ray.data.from_arrow(

@@ -9,7 +9,8 @@ recursively like a folder, and list files and globs may live in a bucket. A fold
 video may carry a sidecar caption in a file of the same stem: `clip.txt` (the whole
 video; video2dataset's and webdataset's convention) or `clip.srt`, `clip.vtt`,
 `clip.json` (captions with timestamps; a clip takes the one it overlaps most and is
-split where one starts or ends). A local sidecar is read here; one in a bucket is read
+split where one starts or ends); a `clip.json` holding an object is metadata, where a
+`camera` entry gives the orbit of multi-view footage (curate/camera_path.py). A local sidecar is read here; one in a bucket is read
 by the worker that analyses its video, so listing a large prefix costs its listing
 requests only.
 """
@@ -44,6 +45,7 @@ class InputItem:
     caption: str | None = None  # a caption that came with the input (sidecar or list)
     caption_path: str | None = None  # a remote or timed sidecar, read by the worker
     captions: list[CaptionSpan] | None = None  # timed captions from a list file's rows
+    meta_path: str | None = None  # a KEY.json metadata sidecar (camera path), read by the worker
 
 
 @dataclass
@@ -120,7 +122,9 @@ def _add_uri(uri: str, out: InputList) -> None:
         else:
             stem = os.path.splitext(path)[0]
             found = next((stem + x for x in SIDECAR_SUFFIXES if fs.exists(stem + x)), None)
-            out.items.append(InputItem(uri, caption_path=_join(protocol, found) if found else None))
+            meta = _join(protocol, stem + ".json") if fs.exists(stem + ".json") else None
+            caption_path = _join(protocol, found) if found else None
+            out.items.append(InputItem(uri, caption_path=caption_path, meta_path=meta))
     except UsageError:
         raise
     except Exception as e:  # no credentials, no such bucket, access denied, no endpoint
@@ -144,7 +148,8 @@ def _add_listing(fs, protocol: str, keys: list[str], out: InputList, sidecars=No
         stem = os.path.splitext(key)[0]
         found = next((stem + x for x in SIDECAR_SUFFIXES if stem + x in texts), None)
         caption_path = _join(protocol, found) if found else None
-        out.items.append(InputItem(_join(protocol, key), caption_path=caption_path))
+        meta = _join(protocol, stem + ".json") if stem + ".json" in texts else None
+        out.items.append(InputItem(_join(protocol, key), caption_path=caption_path, meta_path=meta))
     out.skipped_non_video += sum(
         1
         for k in keys
@@ -180,14 +185,17 @@ def _local_item(video: Path) -> InputItem:
     """A local video with its sidecar: a timed one (.srt, .vtt, .json) is parsed by the
     worker; a .txt (the whole video's caption) is read here."""
     path = str(video.resolve())
+    meta = video.with_suffix(".json")
+    meta_path = str(meta.resolve()) if meta.is_file() and not _is_list_json(meta) else None
     for suffix in TIMED_SUFFIXES:
         timed = video.with_suffix(suffix)
         if timed.is_file() and (suffix != ".json" or _is_list_json(timed)):
-            return InputItem(path, caption_path=str(timed.resolve()))
+            return InputItem(path, caption_path=str(timed.resolve()), meta_path=meta_path)
     txt = video.with_suffix(".txt")
     if txt.is_file():
-        return InputItem(path, txt.read_text(errors="replace").strip() or None)
-    return InputItem(path)
+        caption = txt.read_text(errors="replace").strip() or None
+        return InputItem(path, caption, meta_path=meta_path)
+    return InputItem(path, meta_path=meta_path)
 
 
 def _is_list_json(path: Path) -> bool:

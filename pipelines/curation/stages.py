@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from curate.camera_path import CameraFileError, CameraPath, parse_camera
 from curate.config import CurateConfig
 from curate.ids import clip_id, video_id
 from curate.timed_captions import TIMED_SUFFIXES, CaptionFileError, CaptionSpan
@@ -66,10 +67,11 @@ def input_video_id(path: str) -> str:
 
 
 def analyze_one(
-    path: str, caption: str | None, cfg: CurateConfig, motion: bool, captions=None
+    path: str, caption: str | None, cfg: CurateConfig, motion: bool, captions=None, camera=None
 ) -> dict[str, Any]:
     """One video -> its flow row, clips nested. Never raises for a bad video.
-    `captions`: timed caption spans (each clip takes the one it overlaps most)."""
+    `captions`: timed caption spans (each clip takes the one it overlaps most); `camera`:
+    the video's CameraPath, recorded on each of its clips."""
     from curate.analyze import analyze_video
     from curate.container import VideoError
 
@@ -116,6 +118,8 @@ def analyze_one(
                 clip_id=clip_id(vid, clip["start_frame"], clip["end_frame"]),
                 caption=text,
                 caption_source=source if text else None,
+                camera_elevation_deg=camera.elevation_deg if camera else None,
+                camera_azimuth_deg_per_s=camera.azimuth_deg_per_s if camera else None,
             )
             video["clips"].append(row)
     video["analysis_s"] = time.perf_counter() - t0
@@ -133,6 +137,11 @@ def analyze_batch(batch: pa.Table, cfg: CurateConfig, motion: bool) -> pa.Table:
     node = ray.get_runtime_context().get_node_id()
     rows = []
     for r in batch.to_pylist():
+        try:
+            camera = read_camera(r.get("meta_path"))
+        except CameraFileError as e:
+            rows.append({**sidecar_error(r["video_path"], e, "metadata"), "analysis_node": node})
+            continue
         caption, captions, sidecar = r["caption"], None, r.get("caption_path")
         if r.get("timed_captions") is not None:  # from a list file's start_s/end_s rows
             captions = [CaptionSpan(*span) for span in json.loads(r["timed_captions"])]
@@ -140,13 +149,13 @@ def analyze_batch(batch: pa.Table, cfg: CurateConfig, motion: bool) -> pa.Table:
             try:
                 captions = read_timed_sidecar(sidecar)
             except CaptionFileError as e:
-                rows.append({**caption_error(r["video_path"], e), "analysis_node": node})
+                rows.append({**sidecar_error(r["video_path"], e), "analysis_node": node})
                 continue
             if captions is None:  # a metadata .json: the .txt beside it, if any
                 caption = read_sidecar(os.path.splitext(sidecar)[0] + ".txt", quiet=True)
         elif caption is None and sidecar:
             caption = read_sidecar(sidecar)
-        video = analyze_one(r["video_path"], caption, cfg, motion, captions)
+        video = analyze_one(r["video_path"], caption, cfg, motion, captions, camera)
         rows.append({**video, "analysis_node": node})
     return pa.Table.from_pylist(rows, schema=FLOW_SCHEMA)
 
@@ -160,17 +169,30 @@ def read_timed_sidecar(uri: str) -> list | None:
     return parse_timed(uri, text)
 
 
-def caption_error(path: str, e: Exception) -> dict[str, Any]:
-    """The error row of a video whose timed captions are malformed."""
+def sidecar_error(path: str, e: Exception, kind: str = "caption") -> dict[str, Any]:
+    """The error row of a video whose timed captions (or metadata) are malformed."""
     return {
         "video_id": input_video_id(path),
         "video_path": path,
         "num_clips": 0,
         "clips": [],
         "status": "error",
-        "error": f"caption file {e}",
-        "error_kind": "caption_file",
+        "error": f"{kind} file {e}",
+        "error_kind": f"{kind}_file",
     }
+
+
+def read_camera(uri: str | None) -> CameraPath | None:
+    """The camera path in a video's KEY.json metadata, if it has one (raises
+    CameraFileError for a malformed one; an unreadable file is logged and skipped)."""
+    if not uri:
+        return None
+    try:
+        text = storage.location(uri).read_bytes().decode(errors="replace")
+    except Exception as e:
+        log.warning("metadata file %s unreadable: %s", uri, e)
+        return None
+    return parse_camera(uri, text)
 
 
 def read_sidecar(uri: str, quiet: bool = False) -> str | None:

@@ -37,7 +37,7 @@ FRAMES, SIZE = 9, 32
 MIN_MOTION = "motion_p90=0.5"
 
 
-def _step(name: str, argv: list[str], timings: dict[str, float]) -> None:
+def run_step(name: str, argv: list[str], timings: dict[str, float]) -> None:
     from pipelines.cli import main
 
     print(f"\n== lvd demo: {name}: lvd {' '.join(argv)}", file=sys.stderr, flush=True)
@@ -171,6 +171,11 @@ combinations that never appeared in training. Each video was judged from its pix
 
 
 def run(args) -> int:
+    if args.task == "multiview":
+        from pipelines.demo.multiview import run as run_multiview
+
+        return run_multiview(args)
+    args.videos_per_combo = 2 if args.videos_per_combo is None else args.videos_per_combo
     if args.videos_per_combo < 1:
         raise UsageError(f"--videos-per-combo must be >= 1, got {args.videos_per_combo}")
     out = Path(args.out).resolve()
@@ -182,7 +187,7 @@ def run(args) -> int:
         make_corpus(corpus, videos_per_combo=args.videos_per_combo)
         timings["corpus"] = round(time.perf_counter() - t, 1)
     cpus = str(min(2, os.cpu_count() or 1))
-    _step(
+    run_step(
         "curate",
         [
             "curate",
@@ -199,12 +204,12 @@ def run(args) -> int:
     import ray
 
     ray.shutdown()  # free the workers' memory before training
-    _step(
+    run_step(
         "filter",
         ["filter", str(out / "curated"), "--out", str(out / "filtered"), "--min", MIN_MOTION],
         timings,
     )
-    _step("report", ["report", str(out / "filtered")], timings)
+    run_step("report", ["report", str(out / "filtered")], timings)
     train = [
         "train",
         "--preset",
@@ -220,14 +225,14 @@ def run(args) -> int:
     ]
     if (out / "train" / "checkpoints").is_dir():
         train.append("--resume")
-    _step("train", train, timings)
+    run_step("train", train, timings)
 
     prompts = [p for p in held_out_prompts() for _ in range(SAMPLES_PER_PROMPT)]
     (out / "prompts.txt").write_text("".join(p[0] + "\n" for p in prompts))
     generated = out / "generated"
     for old in generated.glob("*.mp4"):
         old.unlink()
-    _step(
+    run_step(
         "generate",
         [
             "generate",

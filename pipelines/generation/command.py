@@ -3,7 +3,10 @@
 RUN may be a training run (its final/ model, else its newest whole checkpoint, whose
 EMA weights are used), a checkpoint folder or a model folder. Text-to-video by default;
 --image gives the first frame (image-to-video) and --image with --last-image the first
-and last (interpolation), through the DiT's conditioning frames. Defaults for frames,
+and last (interpolation), through the DiT's conditioning frames; --image with --orbit
+DEGREES turns the camera around the image's object (multi-view, a model with an mv
+stage), from the given view, the other way for negative DEGREES. With --image the
+prompt may be left out: the model's null text is used, without guidance. Defaults for frames,
 size and frame rate come from the run's last DiT stage (final/train.json). One prompt
 writes OUT as an H.264 mp4 (PyAV) with a JSON sidecar; several prompts (arguments or
 --prompts-file, one per line) write OUT/000.mp4, 001.mp4, ... and OUT/run.json.
@@ -12,6 +15,7 @@ writes OUT as an H.264 mp4 (PyAV) with a JSON sidecar; several prompts (argument
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -34,6 +38,10 @@ from pipelines.training.samples import write_prompt_videos
 from pipelines.training.text_cache import load_text_encoder
 
 NEUTRAL_MOTION = 1.0  # motion_score micro-conditioning when a model folder names none
+NEUTRAL_ELEVATION = 20.0  # an orbit's elevation when the model folder names none
+
+
+MAX_ORBIT = 1080.0  # three turns: more in one short video is a blur, not a view
 
 
 def read_prompts(args) -> list[str]:
@@ -43,15 +51,44 @@ def read_prompts(args) -> list[str]:
         if not path.is_file():
             raise UsageError(f"prompts file not found: {path}")
         prompts += [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not prompts and args.image:
+        return [""]  # the image says what to show: the null text, unguided
     if not prompts:
         raise UsageError("give at least one prompt (an argument or --prompts-file)")
     return prompts
 
 
+def orbit_camera(args, model, frames: int, defaults: dict) -> torch.Tensor | None:
+    """(1, 2) camera input for --orbit: elevation and degrees per frame; None without."""
+    if args.orbit is None:
+        if args.elevation is not None:
+            raise UsageError("--elevation needs --orbit")
+        return None
+    if not args.image or args.last_image:
+        raise UsageError("--orbit needs --image (the first view) and no --last-image")
+    if not model.config.dit.camera_conditioning:
+        raise UsageError(
+            f"--orbit: {args.ckpt} takes no camera path (train it with the mv stage and "
+            "model.dit.camera_conditioning=true)"
+        )
+    if not (math.isfinite(args.orbit) and 0 < abs(args.orbit) <= MAX_ORBIT):
+        raise UsageError(
+            f"--orbit must be non-zero degrees within ±{MAX_ORBIT:g}, got {args.orbit}"
+        )
+    elevation = args.elevation if args.elevation is not None else defaults["elevation_deg"]
+    if not (math.isfinite(elevation) and -90 <= elevation <= 90):
+        raise UsageError(f"--elevation must be in [-90, 90] degrees, got {elevation}")
+    return torch.tensor([[elevation, args.orbit / (frames - 1)]], dtype=torch.float32)
+
+
 def generation_defaults(folder: Path) -> dict:
     """Frames, size, fps of the stage the model last trained on (train.json in final/,
     the resolved config in a checkpoint's trainer.json), else a stage's defaults."""
-    info = {**StageConfig().generation_defaults(), "motion_score": NEUTRAL_MOTION}
+    info = {
+        **StageConfig().generation_defaults(),
+        "motion_score": NEUTRAL_MOTION,
+        "elevation_deg": NEUTRAL_ELEVATION,
+    }
     if (folder / "train.json").is_file():
         info.update(json.loads((folder / "train.json").read_text()))
     elif (folder / "trainer.json").is_file():
@@ -132,15 +169,17 @@ def run(args) -> int:
     if (args.image or args.last_image) and frames == 1:
         raise UsageError("image-to-video and interpolation need --frames > 1")
     fps = float(defaults["fps"])
+    camera = orbit_camera(args, model, frames, defaults)
 
     cond, task = None, "text"
     if args.image:
-        task = "interpolate" if args.last_image else "image"
+        task = "interpolate" if args.last_image else ("orbit" if args.orbit else "image")
         given = [load_frame(p, height, width) for p in (args.image, args.last_image) if p]
         pixels = to_unit_range(torch.stack(given, dim=1)[None].to(device))  # (1, 3, n, H, W)
         latent_frames = model.vae.latent_shape(frames, height, width)[1]
         with torch.no_grad():
-            cond = encode_given_frames(model.vae, pixels, latent_frames, task)
+            given = "interpolate" if args.last_image else "image"
+            cond = encode_given_frames(model.vae, pixels, latent_frames, given)
 
     out = Path(args.out)
     single = len(prompts) == 1 and out.suffix.lower() == ".mp4"
@@ -151,13 +190,14 @@ def run(args) -> int:
         paths, prompts, model.dit, model.vae, load_text_encoder(cfg.text_encoder, device),
         frames=frames, size=(height, width), fps=fps, steps=steps, seed=args.seed,
         diffusion=cfg.diffusion, cfg_scale=cfg_scale, cond=cond,
-        motion_score=float(defaults["motion_score"]), progress=True,
+        motion_score=float(defaults["motion_score"]), camera=camera, progress=True,
     )  # fmt: skip
 
     settings = {
         "command": "generate", "model": str(folder), "task": task, "frames": frames,
         "width": width, "height": height, "fps": fps, "steps": steps, "cfg": cfg_scale,
         "seed": args.seed, "image": args.image, "last_image": args.last_image,
+        "orbit_deg": args.orbit, "elevation_deg": None if camera is None else float(camera[0, 0]),
         "wall_s": round(time.time() - started, 3),
         "videos": [
             {"file": p.name, "prompt": q, "seed": args.seed + i}

@@ -23,7 +23,7 @@ from pipelines.selection.rules import parse_rules
 from pipelines.training import checkpoints as ckpt
 from pipelines.training import distributed as ddp
 from pipelines.training.config import PRESETS, TrainConfig
-from pipelines.training.data import load_clips
+from pipelines.training.data import stage_clips
 from pipelines.training.metrics import MetricsLog
 from pipelines.training.remote_run import local_run
 from pipelines.training.steps import TrainingStopped
@@ -136,7 +136,7 @@ def check_stage_data(cfg: TrainConfig, data: Path) -> dict[str, tuple[int, int]]
     caption (a text-to-video model would learn nothing of text), stops the run."""
     counts = {}
     for name, stage in cfg.stages():
-        clips = load_clips(data, parse_rules(stage.rules))
+        clips = stage_clips(data, name, parse_rules(stage.rules))
         uncaptioned = sum(1 for c in clips if not c.caption.strip())
         counts[name] = (len(clips), uncaptioned)
         if not clips:

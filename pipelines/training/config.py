@@ -3,8 +3,9 @@
 Stages run in order and each has its own data rules, resolution buckets, frames, frame
 rate, steps and learning rate: `vae` (the autoencoder, L1 + KL), `image` (the DiT on
 single frames: SVD's image pretraining), `video` (video pretraining on the curated
-set) and `hq` (high-quality finetuning on a stricter cut). A stage with steps = 0 is
-skipped. Presets are plain functions; `--set video.steps=500` style overrides and
+set), `hq` (high-quality finetuning on a stricter cut) and `mv` (multi-view: orbits
+from their first frame, on clips whose camera path is known; SVD-MV). A stage with
+steps = 0 is skipped. Presets are plain functions; `--set video.steps=500` style overrides and
 YAML/TOML files go through pipelines/common/config_loader.py.
 """
 
@@ -16,7 +17,7 @@ from typing import Literal
 from model.config import ModelConfig, VAEConfig
 from model.config import preset as model_preset
 
-STAGES = ("vae", "image", "video", "hq")
+STAGES = ("vae", "image", "video", "hq", "mv")
 
 
 @dataclass
@@ -74,6 +75,9 @@ class TrainConfig:
     """Stage 3: the DiT on video."""
     hq: StageConfig = field(default_factory=StageConfig)
     """Stage 4: the DiT on a high-quality subset."""
+    mv: StageConfig = field(default_factory=StageConfig)
+    """Stage 5: multi-view; the DiT turns a first frame into an orbit along the clip's
+    camera path (needs model.dit.camera_conditioning and clips with a camera path)."""
     vae_from: str = ""
     """A trained model folder (or run) whose VAE is used when the vae stage is skipped."""
     init_from: str = ""
@@ -145,6 +149,10 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if not any(getattr(self, s).steps for s in STAGES):
             raise ValueError("steps: every stage has 0 steps; set e.g. video.steps=1000")
+        if self.mv.steps and not self.model.dit.camera_conditioning:
+            raise ValueError(
+                "mv.steps > 0 needs model.dit.camera_conditioning=true (the DiT's camera input)"
+            )
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -198,6 +206,7 @@ def tiny() -> TrainConfig:
         image=StageConfig(steps=4, lr=1e-3, **{**stage, "frames": 1}),
         video=StageConfig(steps=4, lr=1e-3, **stage),
         hq=StageConfig(steps=2, lr=5e-4, **stage),
+        mv=StageConfig(steps=0, lr=5e-4, **stage),
         ema_decay=0.9, num_workers=0, log_every=1, checkpoint_every=2, sample_steps=4,
     )  # fmt: skip
 
@@ -232,6 +241,7 @@ def small() -> TrainConfig:
         # not motion, 2000 follows 75-92% of held-out prompts, 3000 92-100%.
         video=StageConfig(steps=3000, lr=1e-3, **stage),
         hq=StageConfig(steps=0, lr=2e-4, **stage),
+        mv=StageConfig(steps=0, lr=5e-4, **stage),
         num_workers=2, log_every=25, checkpoint_every=500, sample_steps=20,
     )  # fmt: skip
 

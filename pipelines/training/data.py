@@ -36,7 +36,8 @@ from pipelines.selection.rules import apply_rules
 log = logging.getLogger("lvd.train")
 
 COLUMNS = ["clip_id", "video_path", "start_s", "end_s", "fps", "width", "height", "caption"]
-OPTIONAL = ["motion_score"]  # micro-conditioning reads it when the shards have it
+# micro-conditioning reads motion_score, the mv stage the camera path, when shards have them
+OPTIONAL = ["motion_score", "camera_elevation_deg", "camera_azimuth_deg_per_s"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,12 @@ class ClipRow:
     caption: str
     motion_score: float = 0.0
     fps: float = 0.0  # the clip's own frame rate (0: unknown)
+    camera_elevation_deg: float = 0.0  # the orbit of a multi-view clip (0, 0: none)
+    camera_azimuth_deg_per_s: float = 0.0
+
+    @property
+    def has_camera(self) -> bool:
+        return bool(self.camera_elevation_deg or self.camera_azimuth_deg_per_s)
 
     @property
     def last_s(self) -> float:
@@ -81,9 +88,26 @@ def load_clips(folder: Path, rules: list[Rule]) -> list[ClipRow]:
             r["caption"] or "",
             float(r.get("motion_score") or 0.0),
             float(r["fps"] or 0.0),
+            float(r.get("camera_elevation_deg") or 0.0),
+            float(r.get("camera_azimuth_deg_per_s") or 0.0),
         )
         for r in table.to_pylist()
     ]
+
+
+def stage_clips(folder: Path, name: str, rules: list[Rule]) -> list[ClipRow]:
+    """The clips a training stage trains on: those passing its rules and, for the mv
+    stage, only those whose camera path is known."""
+    clips = load_clips(folder, rules)
+    if name != "mv":
+        return clips
+    clips = [c for c in clips if c.has_camera]
+    if not clips:
+        raise UsageError(
+            f"mv stage: no clip in {folder} has a camera path (curate videos with a "
+            'KEY.json sidecar holding {"camera": {"elevation_deg": ..., "azimuth_deg_per_s": ...}})'
+        )
+    return clips
 
 
 def batch_sizes(buckets: list[tuple[int, int]], batch_size: int, world_size: int = 1) -> list[int]:
@@ -171,6 +195,7 @@ class ClipDataset(torch.utils.data.Dataset):
             "caption": clip.caption,
             "clip_id": clip.clip_id,
             "motion_score": clip.motion_score,
+            "camera": camera_of(clip),
         }
 
 
@@ -190,6 +215,13 @@ def load_window(
     times = [start + k / fps for k in range(frames)]
     video = read_frames_at(clip.video_path, times, short_side=None)
     return cover_crop(video, size[0], size[1], rng if random_crop else None)
+
+
+def camera_of(clip) -> torch.Tensor:
+    """(2,) elevation (degrees) and orbit speed (degrees a second) of a clip row."""
+    return torch.tensor(
+        [clip.camera_elevation_deg, clip.camera_azimuth_deg_per_s], dtype=torch.float32
+    )
 
 
 def to_unit_range(video: torch.Tensor) -> torch.Tensor:

@@ -45,17 +45,20 @@ from pipelines.training.config import StageConfig
 from pipelines.training.data import (
     ClipDataset,
     ClipRow,
-    load_clips,
     load_window,
+    stage_clips,
     to_unit_range,
 )
 
 MANIFEST = "MANIFEST.json"
-VERSION = 1
+VERSION = 2  # 2: camera path columns
 ROWS_PER_FILE = 256
 ROWS_PER_GROUP = 8  # a sample read fetches one row group: keep them small
 IN_MEMORY_BYTES = 512 << 20  # caches up to this size are held whole by each reader
-PASSED = ("index", "window", "bucket", "clip_id", "caption", "motion_score")  # row -> cache
+PASSED = (  # row -> cache
+    "index", "window", "bucket", "clip_id", "caption", "motion_score",
+    "camera_elevation_deg", "camera_azimuth_deg_per_s",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,7 @@ def build_cache(job: CacheJob, key: dict) -> None:
     from pipelines.common.ray_start import start_ray
 
     stage, folder = job.stage, job.folder
-    clips = load_clips(job.data, parse_rules(stage.rules))
+    clips = stage_clips(job.data, job.name, parse_rules(stage.rules))
     # the same clip list, indices and buckets as uncached training
     dataset = ClipDataset(
         clips, stage.frames, stage.fps, stage.buckets, job.spec.seed, stage.random_crop
@@ -273,6 +276,7 @@ def _typed(batch: pa.Table) -> pa.Table:
     types = {
         "index": pa.int64(), "window": pa.int32(), "bucket": pa.int32(), "clip_id": pa.string(),
         "caption": pa.string(), "motion_score": pa.float32(), "ok": pa.bool_(),
+        "camera_elevation_deg": pa.float32(), "camera_azimuth_deg_per_s": pa.float32(),
         "shape": pa.list_(pa.int32()), "data": pa.binary(), "text_shape": pa.list_(pa.int32()),
         "text_emb": pa.binary(), "text_mask": pa.binary(),
     }  # fmt: skip
@@ -334,7 +338,9 @@ class CachedSamples(torch.utils.data.Dataset):
         i, epoch = key
         row = self._row(*self.where[(self.indices[i], epoch % self.windows)])
         sample = {"clip_id": row["clip_id"], "caption": row["caption"],
-                  "motion_score": float(row["motion_score"])}  # fmt: skip
+                  "motion_score": float(row["motion_score"]),
+                  "camera": torch.tensor([row.get("camera_elevation_deg") or 0.0,
+                                          row.get("camera_azimuth_deg_per_s") or 0.0])}  # fmt: skip
         if row.get("text_shape") is None:  # the vae stage: pixels
             video = np.frombuffer(row["data"], np.uint8).reshape(row["shape"])
             sample["video"] = torch.from_numpy(video.copy()).permute(3, 0, 1, 2)  # (3, T, H, W)

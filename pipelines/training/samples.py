@@ -41,20 +41,26 @@ def write_prompt_videos(
     cfg_scale: float | None = None,
     cond: Cond | None = None,
     motion_score: float = 1.0,
+    camera: torch.Tensor | None = None,
     progress: bool = False,
 ) -> None:
     """Video i for prompts[i] with seed + i, written to paths[i]. `text` maps a list of
-    prompts to (embeddings, mask); fps and motion_score feed the DiT's micro-conditioning
-    when it has it; `cond` holds given frames (image-to-video, interpolation)."""
+    prompts to (embeddings, mask); an empty prompt is the DiT's null text, unguided; fps
+    and motion_score feed the DiT's micro-conditioning when it has it; `cond` holds given
+    frames (image-to-video, interpolation); `camera` (1, 2) is an orbit's path."""
     extra = {}
     if dit.cfg.micro_conditioning:
         extra = {"fps": torch.tensor([fps]), "motion_score": torch.tensor([motion_score])}
     jobs = list(enumerate(zip(prompts, paths, strict=True)))
     for i, (prompt, path) in progress_bar(jobs, unit="video") if progress else jobs:
-        emb, mask = text([prompt])
+        if prompt:
+            emb, mask, scale = *text([prompt]), cfg_scale
+        else:
+            emb, mask, scale = *dit.null_text_batch(1, 1), 1.0
         video = sample(
             dit, vae, emb, mask, frames=frames, height=size[0], width=size[1], steps=steps,
-            cfg_scale=cfg_scale, seed=seed + i, cond=cond, diffusion=diffusion, **extra,
+            cfg_scale=scale, seed=seed + i, cond=cond, diffusion=diffusion, camera=camera,
+            **extra,
         )  # fmt: skip
         write_video(path, video_to_uint8(video[0]), fps)
 

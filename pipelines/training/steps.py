@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from model.conditioning import Cond, frame_mask
 from model.config import DiffusionConfig
 from model.diffusion import flow_matching_loss
 from model.dit import DiT
@@ -75,10 +76,15 @@ class FlowLoss(nn.Module):
         self.net = dit
         self.diffusion = diffusion
 
-    def forward(self, x0, text_emb, text_mask, generators, fps=None, motion_score=None):
+    def forward(
+        self, x0, text_emb, text_mask, generators, fps=None, motion_score=None, camera=None
+    ):
+        cond = None  # a task drawn per sample; an orbit always starts from its first frame
+        if camera is not None:
+            cond = Cond(x0, frame_mask("image", x0.shape[2], batch=x0.shape[0]).to(x0.device))
         return flow_matching_loss(
-            self.net, x0, text_emb, text_mask, self.diffusion, generator=generators,
-            fps=fps, motion_score=motion_score, reduction="samples",
+            self.net, x0, text_emb, text_mask, self.diffusion, cond=cond, generator=generators,
+            fps=fps, motion_score=motion_score, reduction="samples", camera=camera,
         )  # fmt: skip
 
 
@@ -137,8 +143,16 @@ def dit_step(run: StageRun, batch: dict, generators, device, precision: str, vae
     if run.net.cfg.micro_conditioning:
         fps = torch.full((x0.shape[0],), run.stage.fps, device=device)
         extra = {"fps": fps, "motion_score": batch["motion_score"].to(device)}
+    if run.name == "mv":
+        extra["camera"] = orbit_steps(batch["camera"], run.stage.fps).to(device)
     with autocast(device, precision):
         return run.root(x0, emb, mask, generators, **extra)
+
+
+def orbit_steps(camera: torch.Tensor, fps: float) -> torch.Tensor:
+    """(B, 2) elevation and degrees a second -> elevation and degrees a sampled frame:
+    the DiT's camera input, whatever rate the stage samples clips at."""
+    return torch.stack([camera[:, 0], camera[:, 1] / fps], dim=1)
 
 
 class TrainingStopped(UsageError):

@@ -42,6 +42,7 @@ from pipelines.training.data import (
     batch_sizes,
     load_clips,
     make_loader,
+    stage_clips,
     to_unit_range,
 )
 from pipelines.training.metrics import MetricsLog
@@ -293,6 +294,9 @@ class Trainer:
             if nets.model_cfg.dit.micro_conditioning:
                 clips = load_clips(self.data, parse_rules(self.cfg.last_dit_stage().rules))
                 info["motion_score"] = float(np.median([c.motion_score for c in clips]))
+            if self.cfg.mv.steps:  # orbits are asked at the elevations they trained on
+                clips = stage_clips(self.data, "mv", parse_rules(self.cfg.mv.rules))
+                info["elevation_deg"] = float(np.median([c.camera_elevation_deg for c in clips]))
             ckpt.write_model_folder(final, nets.model_cfg, info=info, **weights)
         self.d.barrier()
         return final
@@ -305,7 +309,7 @@ class Trainer:
 
             dataset = cached_dataset(self._cache_job(name, stage, seed), self.d.is_main)
         else:
-            clips = load_clips(self.data, parse_rules(stage.rules))
+            clips = stage_clips(self.data, name, parse_rules(stage.rules))
             dataset = ClipDataset(
                 clips, stage.frames, stage.fps, stage.buckets, seed, stage.random_crop
             )
