@@ -63,7 +63,9 @@ def assert_holds_span(data: bytes, row: dict, cache: dict) -> None:
     got = clip_frames(data)
     want = src[row["start_frame"] : row["end_frame"]]
     assert len(got) == len(want) == row["num_frames"]
-    assert all(g.shape == w.shape for g, w in zip(got, want, strict=True))  # display rotation applied
+    assert all(
+        g.shape == w.shape for g, w in zip(got, want, strict=True)
+    )  # display rotation applied
     worst = min(psnr(g, w) for g, w in zip(got, want, strict=True))
     assert worst >= 40, (row["clip_id"], worst)
 

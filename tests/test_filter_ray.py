@@ -30,7 +30,9 @@ def run_dir(tmp_path_factory):
 def test_ray_filter_equals_in_process(ray_local, run_dir, tmp_path):
     here, there = tmp_path / "in_process", tmp_path / "ray"
     assert main(["filter", str(run_dir), "--out", str(here), *RULES]) == 0
-    assert main(["filter", str(run_dir), "--out", str(there), *RULES, "--ray-address", "local"]) == 0
+    assert (
+        main(["filter", str(run_dir), "--out", str(there), *RULES, "--ray-address", "local"]) == 0
+    )
     assert outputs(there) == outputs(here)
     assert json.loads((there / "run.json").read_text())["executor"] == "ray"
     assert json.loads((here / "run.json").read_text())["executor"] == "in-process"

@@ -143,3 +143,10 @@ def test_bad_arguments_are_one_line(run, tmp_path, capsys, args, message):
 def test_a_folder_without_a_model_is_named(tmp_path, capsys):
     assert generate("--ckpt", tmp_path, "a prompt", "--out", tmp_path / "x.mp4") == 2
     assert "neither a model folder nor a training run" in capsys.readouterr().err
+
+
+def test_an_orbit_from_a_model_without_an_mv_stage_is_refused(run, images, tmp_path, capsys):
+    args = ["--image", images[0], "--orbit", "90", "--out", tmp_path / "x.mp4"]
+    assert generate("--ckpt", run, *args) == 2
+    err = capsys.readouterr().err
+    assert "takes no camera path" in err and err.count("\n") == 1

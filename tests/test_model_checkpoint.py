@@ -91,5 +91,7 @@ def test_bad_config_json_is_reported_with_its_path(tmp_path, nets):
     data = json.loads((tmp_path / "config.json").read_text())
     data["dit"]["colour"] = 1
     (tmp_path / "config.json").write_text(json.dumps(data))
-    with pytest.raises(ValueError, match=r"config.json: bad model config: unknown key 'dit.colour'"):
+    with pytest.raises(
+        ValueError, match=r"config.json: bad model config: unknown key 'dit.colour'"
+    ):
         load_config(tmp_path)

@@ -22,9 +22,9 @@ import numpy as np
 
 from pipelines.common.errors import UsageError
 from pipelines.common.run_json import write_run_json
-from pipelines.demo.command import frame_strip, loss_curves, read_video, run_step
 from pipelines.demo.orbit_judge import judge_orbit
 from pipelines.demo.orbits import HELD_OUT, caption, held_out_views, make_orbit_corpus
+from pipelines.demo.steps import frame_strip, loss_curves, read_video, run_step
 
 FRAMES, SIZE = 9, 32
 ORBIT = 360.0  # both directions; one full turn, so loop closure is judged on every video
@@ -72,7 +72,7 @@ def generate_orbits(out: Path, timings: dict) -> list[dict]:
                         "file": name, "shape": view.shape, "scheme": view.scheme,
                         "elevation_deg": view.elevation_deg, "orbit_deg": degrees,
                         "seed": seed, "judged_direction": j.direction,
-                        "shift": round(j.shift, 4), "direction_ok": j.direction == np.sign(degrees),
+                        "shift": round(j.shift, 4), "direction_ok": bool(j.direction == np.sign(degrees)),
                         "loop_closed": j.loop_closed, "frames": frames,
                     }
                 )  # fmt: skip
