@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import html
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from pipelines.common.errors import UsageError
-from pipelines.common.run_json import write_run_json
 from pipelines.demo.corpus import held_out_prompts, make_corpus
-from pipelines.demo.steps import frame_strip, loss_curves, read_video, run_step
+from pipelines.demo.steps import frame_strip, loss_curves, read_video, run_step, write_results
 
 # 8 samples per held-out prompt: 48 videos keep the accuracy's sampling noise near 4%.
 SAMPLES_PER_PROMPT = 8
@@ -191,16 +189,9 @@ def run(args) -> int:
     }
     timings["total"] = round(time.perf_counter() - started, 1)
     page = write_page(out, results, timings, accuracy)
-    write_run_json(
-        out,
-        {
-            "command": "demo",
-            "timings_s": timings,
-            "accuracy": accuracy,
-            "results": [{k: v for k, v in r.items() if k != "frames"} for r in results],
-        },
+    write_results(
+        out, {"timings_s": timings, "accuracy": accuracy}, results, page, timings["total"]
     )
-    print(f"\nlvd demo: done in {timings['total'] / 60:.1f} min. Open {page}", file=sys.stderr)
     print(
         f"lvd demo: held-out prompts followed from pixels: colour {accuracy['colour']:.0%}, "
         f"direction {accuracy['direction']:.0%} ({accuracy['videos']} videos)"

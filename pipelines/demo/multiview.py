@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import html
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from pipelines.common.errors import UsageError
-from pipelines.common.run_json import write_run_json
 from pipelines.demo.orbit_judge import judge_orbit
 from pipelines.demo.orbits import HELD_OUT, caption, held_out_views, make_orbit_corpus
-from pipelines.demo.steps import frame_strip, loss_curves, read_video, run_step
+from pipelines.demo.steps import frame_strip, loss_curves, read_video, run_step, write_results
 
 FRAMES, SIZE = 9, 32
 ORBIT = 360.0  # both directions; one full turn, so loop closure is judged on every video
@@ -152,17 +150,13 @@ def run(args) -> int:
     }
     timings["total"] = round(time.perf_counter() - started, 1)
     page = write_page(out, results, timings, accuracy)
-    write_run_json(
+    write_results(
         out,
-        {
-            "command": "demo",
-            "task": "multiview",
-            "timings_s": timings,
-            "accuracy": accuracy,
-            "results": [{k: v for k, v in r.items() if k != "frames"} for r in results],
-        },
+        {"task": "multiview", "timings_s": timings, "accuracy": accuracy},
+        results,
+        page,
+        timings["total"],
     )
-    print(f"\nlvd demo: done in {timings['total'] / 60:.1f} min. Open {page}", file=sys.stderr)
     print(
         f"lvd demo: multiview: rotation direction {accuracy['direction']:.0%}, "
         f"loop closure {accuracy['loop_closure']:.0%} ({accuracy['objects']} objects)"

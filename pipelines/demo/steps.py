@@ -79,3 +79,12 @@ def frame_strip(frames: np.ndarray, scale: int = 3) -> str:
     )
     _, png = cv2.imencode(".png", strip[:, :, ::-1])
     return base64.b64encode(png.tobytes()).decode()
+
+
+def write_results(out: Path, info: dict, results: list[dict], page: Path, total_s: float) -> None:
+    """OUT/run.json (`info`, and the results without their frames), and where the page is."""
+    from pipelines.common.run_json import write_run_json
+
+    rows = [{k: v for k, v in r.items() if k != "frames"} for r in results]
+    write_run_json(out, {"command": "demo", **info, "results": rows})
+    print(f"\nlvd demo: done in {total_s / 60:.1f} min. Open {page}", file=sys.stderr)
