@@ -202,6 +202,10 @@ class DiffusionConfig:
     """Token count at which the automatic shift is 1 (SD3: a 256x256 image)."""
     text_drop_rate: float = 0.1
     """Share of training samples whose text is replaced by the null text (for CFG)."""
+    token_drop_rate: float = 0.0
+    """Share of caption tokens hidden from the DiT in training, each on its own (at least
+    one kept a sample): a word must then steer the video without the words it came with,
+    which helps prompts whose words no training caption held together."""
     cond_probs: tuple[float, float, float, float] = (0.7, 0.15, 0.05, 0.1)
     """Training share of tasks: text-to-video, image-to-video, interpolation, continuation."""
     sample_steps: int = 50
@@ -215,8 +219,9 @@ class DiffusionConfig:
         if self.shift < 0:
             raise ValueError(f"shift must be >= 0 (0 = automatic), got {self.shift}")
         _positive("shift_base_tokens", self.shift_base_tokens)
-        if not 0 <= self.text_drop_rate <= 1:
-            raise ValueError(f"text_drop_rate must be in [0, 1], got {self.text_drop_rate}")
+        for name in ("text_drop_rate", "token_drop_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if len(self.cond_probs) != 4 or any(p < 0 for p in self.cond_probs):
             raise ValueError(f"cond_probs must be 4 non-negative numbers, got {self.cond_probs}")
         if not math.isclose(sum(self.cond_probs), 1.0, abs_tol=1e-6):

@@ -88,6 +88,13 @@ def add_noise(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.T
     return (1 - t) * x0 + t * noise
 
 
+def drop_tokens(mask: torch.Tensor, rate: float, generator: Generators) -> torch.Tensor:
+    """The text mask (B, L) with each valid token hidden at `rate`; a sample that would
+    lose every token keeps its own mask."""
+    kept = mask & (rand(tuple(mask.shape), generator, mask.device) >= rate)
+    return torch.where(kept.any(1, keepdim=True), kept, mask)
+
+
 def flow_matching_loss(
     dit: torch.nn.Module,
     x0: torch.Tensor,
@@ -103,8 +110,8 @@ def flow_matching_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Velocity-matching MSE for one batch of scaled latents x0 (B, C, T, H, W).
 
-    Text is replaced by the DiT's null text at cfg.text_drop_rate (classifier-free
-    guidance). `cond` None draws a conditioning task per sample with cfg.cond_probs
+    Caption tokens are hidden at cfg.token_drop_rate, then text is replaced by the DiT's
+    null text at cfg.text_drop_rate (classifier-free guidance). `cond` None draws a conditioning task per sample with cfg.cond_probs
     (when the DiT takes frame conditioning). Given frames are excluded from the loss:
     their answer is in the input. `generator` may be a list, one per sample (see
     `Generators`). reduction 'elements' averages over every generated element of the
@@ -116,6 +123,8 @@ def flow_matching_loss(
         raise ValueError(f"reduction must be 'elements' or 'samples', got {reduction!r}")
     if text_mask is None:
         text_mask = torch.ones(text_emb.shape[:2], dtype=torch.bool, device=x0.device)
+    if cfg.token_drop_rate > 0:
+        text_mask = drop_tokens(text_mask, cfg.token_drop_rate, generator)
     if cfg.text_drop_rate > 0:
         drop = rand((b,), generator, x0.device)
         text_emb, text_mask = dit.drop_text(text_emb, text_mask, drop < cfg.text_drop_rate)

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from pipelines.demo.command import SAMPLES_PER_PROMPT
+from pipelines.demo.command import demo_prompts
 from pipelines.demo.corpus import held_out_prompts
+from pipelines.demo.page import STAGE_ROLES, last_samples
 
 
 @pytest.fixture(scope="module")
@@ -26,16 +27,19 @@ def demo(tmp_path_factory):
 def test_demo_prints_the_held_out_accuracy_last(demo):
     _, stdout = demo
     last = stdout.strip().splitlines()[-1]
-    n = SAMPLES_PER_PROMPT * len(held_out_prompts())
-    assert last.startswith("lvd demo: held-out prompts followed from pixels: colour ")
-    assert last.endswith(f"({n} videos)")
+    assert last.startswith("lvd demo: held-out prompts followed from pixels: pairs colour ")
+    assert "; triples colour " in last
+    assert last.endswith(f"({len(demo_prompts())} videos)")
 
 
 @pytest.mark.slow
-def test_held_out_prompts_never_appear_in_training_captions(demo):
+def test_held_out_prompts_and_pairs_never_appear_in_training_captions(demo):
     out, _ = demo
     captions = {p.read_text().strip() for p in (out / "corpus").glob("*.txt")}
     assert captions and not captions & {p for p, *_ in held_out_prompts()}
+    seen = {(c.split()[1], c.split()[-1]) for c in captions}  # (colour, direction)
+    pairs = {(c, d) for _, c, _, d, kind in held_out_prompts() if kind == "pair"}
+    assert len(pairs) == 4 and not seen & pairs
 
 
 @pytest.mark.slow
@@ -54,15 +58,22 @@ def test_page_shows_report_losses_and_every_generated_video(demo):
     out, _ = demo
     info = json.loads((out / "run.json").read_text())
     results = info["results"]
-    assert [r["prompt"] for r in results] == [
-        p for p, *_ in held_out_prompts() for _ in range(SAMPLES_PER_PROMPT)
-    ]
+    assert [r["prompt"] for r in results] == [p for p, *_ in demo_prompts()]
     assert len(list((out / "generated").glob("*.mp4"))) == len(results)
-    assert info["accuracy"]["videos"] == len(results)
-    assert 0 <= info["accuracy"]["colour"] <= 1 and 0 <= info["accuracy"]["direction"] <= 1
+    accuracy = info["accuracy"]
+    assert sum(a["videos"] for a in accuracy.values()) == len(results)
+    assert {r["held_out"] for r in results} == set(accuracy) == {"pair", "triple"}
+    for a in accuracy.values():
+        assert 0 <= a["colour"] <= 1 and 0 <= a["direction"] <= 1
     page = (out / "index.html").read_text()
     assert '<iframe src="filtered/report.html"' in page
-    assert page.count("data:image/png;base64,") == len(results) + 1  # strips + loss curves
+    # every stage shows its samples: the VAE's reconstructions, each DiT stage's prompts
+    samples = {s: len(last_samples(out / "train", s)) for s in STAGE_ROLES}
+    assert samples == {"vae": 2, "image": 2, "video": 2, "hq": 2}
+    strips = len(results) + sum(samples.values())
+    assert page.count("data:image/png;base64,") == strips + 1  # + the loss curves
+    train = json.loads((out / "train" / "run.json").read_text())
+    assert set(train["stage_clips"]) == set(STAGE_ROLES)
     assert (out / "train" / "final" / "dit.safetensors").is_file()
 
 
@@ -72,3 +83,31 @@ def test_bad_corpus_size_is_one_line(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--videos-per-combo", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "lvd demo: error: --videos-per-combo must be >= 1, got 0"
+
+
+def test_held_out_triples_have_every_pair_in_training():
+    import itertools
+
+    from pipelines.demo.corpus import COLOURS, DIRECTIONS, SHAPES, held_out_kind
+
+    trained = [c for c in itertools.product(COLOURS, SHAPES, DIRECTIONS) if not held_out_kind(*c)]
+    triples = [(c, s, d) for _, c, s, d, kind in held_out_prompts() if kind == "triple"]
+    assert len(triples) == 6
+    for combo in triples:
+        for keep in ((0, 1), (0, 2), (1, 2)):  # (colour, shape), (colour, dir), (shape, dir)
+            assert any(all(t[k] == combo[k] for k in keep) for t in trained), (combo, keep)
+
+
+def test_still_share_adds_captioned_videos_that_do_not_move(tmp_path):
+    from pipelines.demo.corpus import make_corpus
+    from pipelines.demo.steps import read_video
+
+    videos = make_corpus(tmp_path, videos_per_combo=1, size=32, still_share=0.1)
+    moving = [v for v in videos if v.kind == "moving"]
+    stills = [v for v in videos if v.kind == "still" and v.caption]
+    assert len(moving) == 30 and len(stills) == 3
+    for v in stills:
+        assert v.caption in {m.caption for m in moving}  # a caption that says it moves
+        assert (tmp_path / v.path).with_suffix(".txt").read_text().strip() == v.caption
+        frames = read_video(v.path).astype(int)
+        assert abs(frames[0] - frames[-1]).mean() < 2  # only the codec's noise

@@ -7,6 +7,7 @@ from model.conditioning import Cond, frame_mask, random_cond
 from model.config import DiffusionConfig, tiny
 from model.diffusion import (
     add_noise,
+    drop_tokens,
     flow_matching_loss,
     randn,
     sample_timesteps,
@@ -107,6 +108,35 @@ def test_text_dropout_at_rate_one_trains_the_unconditional_model():
     with torch.no_grad():
         v = dit(add_noise(x0, noise, t), t, None, None, cond=no_cond)
     torch.testing.assert_close(dropped.detach(), (v - (noise - x0)).square().mean())
+
+
+def test_token_dropout_hides_words_apart_and_keeps_one_a_sample():
+    mask = torch.zeros(4000, 8, dtype=torch.bool)
+    mask[:, :5] = True  # five words, three pads
+    mask[0, 1:] = False  # a one-word caption
+    kept = drop_tokens(mask, 0.3, _g(0))
+    assert not (kept & ~mask).any()  # padding stays hidden
+    assert kept.any(1).all()  # no sample loses all its words
+    assert kept[0].tolist() == mask[0].tolist()  # dropping its only word would, so it keeps it
+    share = 1 - kept[:, :5].float().mean().item()
+    assert 0.27 < share < 0.31  # ~0.3 minus the few samples that would have lost all 5
+    assert (kept[:, 0] != kept[:, 1]).any()  # each word on its own draw
+    assert drop_tokens(mask, 0.0, _g(0)).equal(mask)
+
+
+def test_token_dropout_changes_what_the_dit_sees():
+    dit = trained_like_dit()
+    x0 = torch.randn(2, 16, 2, 4, 4)
+    emb, mask = text(2)
+    no_cond = Cond(torch.zeros_like(x0), torch.zeros(2, 2, dtype=torch.bool))
+    losses = [
+        flow_matching_loss(
+            dit, x0, emb, mask, DiffusionConfig(text_drop_rate=0.0, token_drop_rate=rate),
+            cond=no_cond, generator=_g(3),
+        )[0].item()
+        for rate in (1e-9, 0.9)  # both draw the same numbers; only the first hides nothing
+    ]  # fmt: skip
+    assert losses[0] != losses[1]
 
 
 def test_random_conditioning_draws_every_task():

@@ -4,9 +4,9 @@ Each video shows one subject (a colour and a shape) moving in one direction, fil
 two or three shots over different low-contrast textured backgrounds, joined by hard
 cuts or fades through black, with a sidecar caption ("a red circle moving left"). A
 small model can learn this on a CPU, and whether a generated video follows its prompt
-can be measured from pixels (pipelines/demo/judge.py). Some (colour, shape, direction)
-combinations are held out of the corpus so generation is tested on combinations the
-model never saw. A few still, black and broken files are added for curation to reject.
+can be measured from pixels (pipelines/demo/judge.py). Whole (colour, direction) pairs
+and some (colour, shape, direction) triples are held out of the corpus, so generation
+is tested on combinations the model never saw. A few still, black and broken files are added for curation to reject.
 """
 
 from __future__ import annotations
@@ -30,16 +30,26 @@ COLOURS = {  # RGB, saturated and far apart in hue
 SHAPES = ("circle", "square", "triangle")
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 
-# Held out of training: each colour, shape and direction still appears in training,
-# only these pairings do not.
-HELD_OUT = (
-    ("red", "triangle", "up"),
-    ("green", "circle", "left"),
-    ("blue", "square", "down"),
-    ("yellow", "triangle", "right"),
+# Held out of training, two kinds. Whole (colour, direction) pairs that no training clip
+# shows together, whatever its shape: each colour still moves in the three other
+# directions, each direction still carries the three other colours. And triples whose
+# three pairs all appear in training, only never all at once.
+HELD_OUT_PAIRS = (("red", "up"), ("green", "left"), ("blue", "down"), ("yellow", "right"))
+HELD_OUT_TRIPLES = (
+    ("red", "triangle", "down"),
+    ("green", "circle", "up"),
+    ("blue", "square", "left"),
+    ("yellow", "triangle", "left"),
     ("red", "square", "right"),
-    ("blue", "circle", "up"),
+    ("blue", "circle", "right"),
 )
+
+
+def held_out_kind(colour: str, shape: str, direction: str) -> str | None:
+    """'pair' or 'triple' when the combination is held out of training, else None."""
+    if (colour, direction) in HELD_OUT_PAIRS:
+        return "pair"
+    return "triple" if (colour, shape, direction) in HELD_OUT_TRIPLES else None
 
 
 def caption(colour: str, shape: str, direction: str) -> str:
@@ -124,13 +134,20 @@ def make_video(path: Path, rng, colour, shape, direction, size: int, fps: int) -
 
 
 def make_corpus(
-    folder: Path, videos_per_combo: int = 2, size: int = 64, fps: int = 12, seed: int = 0
+    folder: Path,
+    videos_per_combo: int = 2,
+    size: int = 64,
+    fps: int = 12,
+    seed: int = 0,
+    still_share: float = 0.0,
 ) -> list[DemoVideo]:
-    """Write the corpus (videos + sidecar .txt captions + manifest.json) into `folder`."""
+    """Write the corpus (videos + sidecar .txt captions + manifest.json) into `folder`.
+    `still_share` adds that share of videos whose subject stands still under a caption
+    that says it moves (what motion filtering exists to remove)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     out: list[DemoVideo] = []
-    combos = [c for c in itertools.product(COLOURS, SHAPES, DIRECTIONS) if c not in HELD_OUT]
+    combos = [c for c in itertools.product(COLOURS, SHAPES, DIRECTIONS) if not held_out_kind(*c)]
     for colour, shape, direction in combos:
         for k in range(videos_per_combo):
             path = folder / f"{colour}_{shape}_{direction}_{k}.mp4"
@@ -138,6 +155,13 @@ def make_corpus(
             text = caption(colour, shape, direction)
             path.with_suffix(".txt").write_text(text + "\n")
             out.append(DemoVideo(str(path), text, colour, shape, direction, "moving"))
+    stills = rng.permutation(len(out))[: round(still_share * len(out))] if still_share else []
+    for k, i in enumerate(stills):
+        v = out[i]
+        path = folder / f"still_{k:03d}_{Path(v.path).name}"
+        write_video(path, shot_frames(rng, size, 4 * fps, v.colour, v.shape, "left", False), fps)
+        path.with_suffix(".txt").write_text(v.caption + "\n")
+        out.append(DemoVideo(str(path), v.caption, v.colour, v.shape, v.direction, "still"))
     # Curation must reject these: no motion, nothing to see, not a video at all.
     still = folder / "still_red_circle.mp4"
     write_video(still, shot_frames(rng, size, 4 * fps, "red", "circle", "left", False), fps)
@@ -154,6 +178,8 @@ def make_corpus(
     return out
 
 
-def held_out_prompts() -> list[tuple[str, str, str, str]]:
-    """(prompt, colour, shape, direction) for every held-out combination."""
-    return [(caption(*c), *c) for c in HELD_OUT]
+def held_out_prompts() -> list[tuple[str, str, str, str, str]]:
+    """(prompt, colour, shape, direction, kind) for every held-out combination, the
+    pairs' (each with every shape) first, then the triples."""
+    combos = [(c, s, d) for c, d in HELD_OUT_PAIRS for s in SHAPES] + list(HELD_OUT_TRIPLES)
+    return [(caption(*c), *c, held_out_kind(*c)) for c in combos]

@@ -73,6 +73,7 @@ def run(args) -> int:
             "world_size": d.world_size, "device": str(d.device),
             "resumed_from": str(resume_from) if resume_from else None,
             "wall_s": round(time.time() - started, 3), "config": to_dict(cfg),
+            "stage_clips": {n: {"clips": k, "uncaptioned": u} for n, (k, u) in counts.items()},
         }  # fmt: skip
         if trainer is not None:
             last = trainer.checkpointer.last
