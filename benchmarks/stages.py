@@ -15,6 +15,13 @@ Variants:
   staged       image, video, hq: the small preset as it is
   unfiltered   the video stage alone, on the curated set before filtering
 
+and, on the staged schedule, two ways captions could reach the DiT:
+  staged-cross       cross-attention to the caption (PixArt) in place of the joint
+                     text-video attention (CogVideoX's experts)
+  staged-token-drop  30% of caption tokens hidden in training (each word must steer the
+                     video apart from the words it came with)
+  staged-pooled      the caption's mean token added to the adaLN conditioning (SD3)
+
     HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.stages --seeds 0,1,2 \\
         [--variants video,image-video,staged,unfiltered] [--root /tmp/lvd-stages]
 
@@ -31,16 +38,24 @@ import time
 from pathlib import Path
 
 VARIANTS = ("video", "image-video", "staged", "unfiltered")
+# Variants of the text conditioning, each on the staged schedule: the settings it adds.
+EXTRA = {
+    "staged-cross": ["model.dit.text_mode=cross"],
+    "staged-token-drop": ["model.diffusion.token_drop_rate=0.3"],
+    "staged-pooled": ["model.dit.pooled_text=true"],
+}
 
 
 def stage_tokens(cfg, name: str) -> int:
-    """Video tokens one optimizer step of a stage pushes through the DiT."""
+    """Tokens one optimizer step of a stage pushes through the DiT: video tokens and the
+    caption's (text and video share every block in the DiT's expert mode)."""
     stage, model = getattr(cfg, name), cfg.model
     side = model.vae.spatial_downsample
     _, ph, pw = model.dit.patch_size
     height, width = stage.buckets[0]
     frames = (stage.frames - 1) // model.vae.temporal_downsample + 1
-    return stage.batch_size * frames * (height // (side * ph)) * (width // (side * pw))
+    video = frames * (height // (side * ph)) * (width // (side * pw))
+    return stage.batch_size * (video + model.text_encoder.max_length)
 
 
 def schedules() -> dict[str, dict[str, int]]:
@@ -61,12 +76,17 @@ def schedules() -> dict[str, dict[str, int]]:
         },
         "staged": {n: getattr(cfg, n).steps for n in tokens},
         "unfiltered": {"image": 0, "video": only_video, "hq": 0},
+        **{name: {n: getattr(cfg, n).steps for n in tokens} for name in EXTRA},
     }
 
 
-def train_args(data: Path, out: Path, seed: int, steps: dict[str, int], vae: Path | None):
+def train_args(
+    data: Path, out: Path, seed: int, steps: dict[str, int], vae: Path | None, extra=()
+) -> list[str]:
     args = ["train", "--preset", "small", "--data", str(data), "--out", str(out)]
     args += ["--cache-latents", "--set", "cache_windows=8", "--set", f"seed={seed}"]
+    for setting in extra:
+        args += ["--set", setting]
     for name, n in steps.items():
         args += ["--set", f"{name}.steps={n}"]
     if vae is not None:
@@ -115,7 +135,8 @@ def run_variant(paths: dict[str, Path], variant: str, seed: int, steps: dict[str
     folder = paths["folder"] / variant
     data = paths["curated" if variant == "unfiltered" else "filtered"]
     timings: dict[str, float] = {}
-    train = train_args(data, folder / "train", seed, steps, paths["folder"] / "vae")
+    vae = paths["folder"] / "vae"
+    train = train_args(data, folder / "train", seed, steps, vae, EXTRA.get(variant, ()))
     run_step(f"train {variant}", train, timings)
     prompts = demo_prompts()
     (folder / "prompts.txt").write_text("".join(p[0] + "\n" for p in prompts))
@@ -127,7 +148,9 @@ def run_variant(paths: dict[str, Path], variant: str, seed: int, steps: dict[str
     run_step("generate", [*generate, "--size", f"{SIZE}x{SIZE}", "--seed", "0"], timings)
     accuracy = held_out_accuracy(judge_generated(generated, prompts))
     clips = json.loads((folder / "train" / "run.json").read_text())["stage_clips"]
+    vae_steps = json.loads((vae / "run.json").read_text())["config"]["vae"]["steps"]
     return {"seed": seed, "variant": variant, "steps": steps, "accuracy": accuracy,
+            "vae_steps": vae_steps,
             "train_s": timings[f"train {variant}"],
             "clips": {n: c["clips"] for n, c in clips.items()}}  # fmt: skip
 
@@ -142,7 +165,7 @@ def table(results: list[dict]) -> str:
         "| triples colour | triples direction | train s |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for variant in VARIANTS:
+    for variant in [*VARIANTS, *EXTRA]:
         rows = [r for r in results if r["variant"] == variant]
         if not rows:
             continue
@@ -169,14 +192,13 @@ def main() -> None:
     )
     p.add_argument("--root", default="/tmp/lvd-stages")
     args = p.parse_args()  # fmt: skip
-    variants = args.variants.split(",")
-    if unknown := set(variants) - set(VARIANTS):
-        raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {VARIANTS}")
+    variants, plan = args.variants.split(","), schedules()
+    if unknown := set(variants) - set(plan):
+        raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {sorted(plan)}")
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     store = root / "results.json"
     results = json.loads(store.read_text()) if store.is_file() else []
-    plan = schedules()
     for seed in map(int, args.seeds.split(",")):
         paths = None
         for variant in variants:

@@ -136,6 +136,11 @@ class DiTConfig:
     does text-to-video, image-to-video, interpolation and continuation."""
     micro_conditioning: bool = False
     """Add fps and motion_score embeddings to the timestep embedding (SVD)."""
+    pooled_text: bool = False
+    """Add the caption's mean token, through one linear layer, to the timestep embedding
+    that drives every block's adaLN (SD3 and Flux pool their text the same way): each
+    word then moves every block's modulation by its own amount, whatever words come with
+    it, beside the per-token attention."""
     camera_conditioning: bool = False
     """Add a camera-path embedding (elevation, azimuth step per frame) to the timestep
     embedding (SVD-MV's orbits); a zero path means "no camera given"."""

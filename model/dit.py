@@ -189,6 +189,14 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(x), shift, scale))  # (B, N, p * C)
 
 
+def pooled(text_emb: torch.Tensor, text_mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of the valid tokens: (B, L, D), (B, L) -> (B, D)."""
+    if text_mask is None:
+        return text_emb.mean(1)
+    weights = text_mask.to(text_emb.dtype)[..., None]  # (B, L, 1)
+    return (text_emb * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
 class DiT(nn.Module):
     def __init__(self, cfg: DiTConfig):
         super().__init__()
@@ -210,6 +218,8 @@ class DiT(nn.Module):
             self.motion_embed = ScalarEmbedder(cfg.cond_dim)
         if cfg.camera_conditioning:
             self.camera_embed = CameraEmbedder(cfg.cond_dim)
+        if cfg.pooled_text:
+            self.text_pool = nn.Linear(cfg.text_dim, cfg.cond_dim)
         self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.depth))
         self.final = FinalLayer(cfg)
         self.gradient_checkpointing = cfg.gradient_checkpointing
@@ -329,6 +339,8 @@ class DiT(nn.Module):
             if not self.cfg.camera_conditioning:
                 raise ValueError("this DiT has no camera_conditioning: it takes no camera path")
             c = c + self.camera_embed(camera.to(c.device))
+        if self.cfg.pooled_text:
+            c = c + self.text_pool(pooled(text_emb.to(c.dtype), text_mask))
         c = F.silu(c)
 
         expert = self.cfg.text_mode == "expert"

@@ -95,6 +95,21 @@ def test_real_text_tokens_change_the_output(mode):
         assert (dit(x, t, text, mask) - dit(x, t, changed, mask)).abs().max() > 1e-4
 
 
+def test_pooled_text_reads_the_caption_through_adaln_and_ignores_padding():
+    dit = randomize_zero_init(make_dit(pooled_text=True)).eval()
+    x, t, text, mask = inputs()
+    padded = text.clone()
+    padded[:, 6:] = torch.randn_like(padded[:, 6:]) * 10
+    with torch.no_grad():
+        torch.testing.assert_close(dit(x, t, text, mask), dit(x, t, padded, mask))
+        plain = dit(x, t, text, mask)
+        dit.text_pool.weight.zero_()  # the pooled path closed: only attention reads text
+        assert (plain - dit(x, t, text, mask)).abs().max() > 1e-4
+    # the DiT without it has no such layer and the same parameters otherwise
+    names = {n for n, _ in make_dit().named_parameters()}
+    assert {n for n, _ in dit.named_parameters()} - names == {"text_pool.weight", "text_pool.bias"}
+
+
 def test_all_valid_mask_equals_no_mask():
     dit = randomize_zero_init(make_dit()).eval()
     x, t, text, _ = inputs()
