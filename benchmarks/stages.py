@@ -15,12 +15,12 @@ Variants:
   staged       image, video, hq: the small preset as it is
   unfiltered   the video stage alone, on the curated set before filtering
 
-and, on the staged schedule, two ways captions could reach the DiT:
+and, on the staged schedule, ways the caption could reach the DiT:
+  staged-no-pool     the caption only through attention (no pooled token in adaLN)
   staged-cross       cross-attention to the caption (PixArt) in place of the joint
-                     text-video attention (CogVideoX's experts)
+                     text-video attention (CogVideoX's experts), no pooled token
   staged-token-drop  30% of caption tokens hidden in training (each word must steer the
-                     video apart from the words it came with)
-  staged-pooled      the caption's mean token added to the adaLN conditioning (SD3)
+                     video apart from the words it came with), no pooled token
 
     HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.stages --seeds 0,1,2 \\
         [--variants video,image-video,staged,unfiltered] [--root /tmp/lvd-stages]
@@ -38,11 +38,12 @@ import time
 from pathlib import Path
 
 VARIANTS = ("video", "image-video", "staged", "unfiltered")
-# Variants of the text conditioning, each on the staged schedule: the settings it adds.
+# Variants of the text conditioning, each on the staged schedule: the settings it adds
+# to the small preset (which pools the caption into adaLN: dit.pooled_text).
 EXTRA = {
-    "staged-cross": ["model.dit.text_mode=cross"],
-    "staged-token-drop": ["model.diffusion.token_drop_rate=0.3"],
-    "staged-pooled": ["model.dit.pooled_text=true"],
+    "staged-no-pool": ["model.dit.pooled_text=false"],
+    "staged-cross": ["model.dit.text_mode=cross", "model.dit.pooled_text=false"],
+    "staged-token-drop": ["model.diffusion.token_drop_rate=0.3", "model.dit.pooled_text=false"],
 }
 
 

@@ -212,7 +212,7 @@ def tiny() -> TrainConfig:
 
 
 # The small preset's schedule (benchmarks/stages.py measures what each stage pays).
-VAE_STEPS, IMAGE_STEPS, VIDEO_STEPS, HQ_STEPS = 1000, 600, 1600, 200
+VAE_STEPS, IMAGE_STEPS, VIDEO_STEPS, HQ_STEPS = 1200, 600, 1600, 200
 
 
 def small() -> TrainConfig:
