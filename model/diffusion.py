@@ -111,8 +111,9 @@ def flow_matching_loss(
     """Velocity-matching MSE for one batch of scaled latents x0 (B, C, T, H, W).
 
     Caption tokens are hidden at cfg.token_drop_rate, then text is replaced by the DiT's
-    null text at cfg.text_drop_rate (classifier-free guidance). `cond` None draws a conditioning task per sample with cfg.cond_probs
-    (when the DiT takes frame conditioning). Given frames are excluded from the loss:
+    null text at cfg.text_drop_rate (classifier-free guidance). `cond` None draws a
+    conditioning task per sample with cfg.cond_probs (when the DiT takes frame
+    conditioning). Given frames are excluded from the loss:
     their answer is in the input. `generator` may be a list, one per sample (see
     `Generators`). reduction 'elements' averages over every generated element of the
     batch; 'samples' averages each sample first, then the batch, so the mean of the

@@ -70,18 +70,9 @@ def build_tiny_t5(folder: Path) -> None:
     lines = [" ".join(words[i : i + 6]) for i in range(0, len(words), 6)] * 20
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines),
-        model_writer=model,
-        vocab_size=len(set(words)) + 3,
-        hard_vocab_limit=False,
-        model_type="word",
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        num_threads=1,
-        minloglevel=2,
-        seed_sentencepiece_size=100000,
+        sentence_iterator=iter(lines), model_writer=model, vocab_size=len(set(words)) + 3,
+        hard_vocab_limit=False, model_type="word", pad_id=0, eos_id=1, unk_id=2,
+        bos_id=-1, num_threads=1, minloglevel=2, seed_sentencepiece_size=100000,
     )  # T5's id layout: <pad>=0, </s>=1, <unk>=2
     spm_dir = folder / "spm"
     spm_dir.mkdir()
@@ -92,9 +83,8 @@ def build_tiny_t5(folder: Path) -> None:
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(0)
-        config = T5Config(
-            vocab_size=len(tokenizer), d_model=DIM, d_kv=16, num_heads=4, d_ff=128, num_layers=2
-        )
+        config = T5Config(vocab_size=len(tokenizer), d_model=DIM, d_kv=16, num_heads=4,
+                          d_ff=128, num_layers=2)
         from transformers.utils import logging as hf_logging
 
         bars = hf_logging.is_progress_bar_enabled()

@@ -6,7 +6,8 @@ cuts or fades through black, with a sidecar caption ("a red circle moving left")
 small model can learn this on a CPU, and whether a generated video follows its prompt
 can be measured from pixels (pipelines/demo/judge.py). Whole (colour, direction) pairs
 and some (colour, shape, direction) triples are held out of the corpus, so generation
-is tested on combinations the model never saw. A few still, black and broken files are added for curation to reject.
+is tested on combinations the model never saw. A few still, black and broken files are
+added for curation to reject.
 """
 
 from __future__ import annotations
