@@ -137,7 +137,7 @@ def check_stage_data(cfg: TrainConfig, data: Path) -> dict[str, tuple[int, int]]
     caption (a text-to-video model would learn nothing of text), stops the run."""
     counts = {}
     for name, stage in cfg.stages():
-        clips = stage_clips(data, name, parse_rules(stage.rules))
+        clips = stage_clips(data, name, parse_rules(stage.rules), stage.images)
         uncaptioned = sum(1 for c in clips if not c.caption.strip())
         counts[name] = (len(clips), uncaptioned)
         if not clips:

@@ -42,6 +42,9 @@ class StageConfig:
     """Data rules like `lvd filter`'s, as 'OP COL=V' (e.g. 'drop_bottom aesthetic_score=0.25')."""
     random_crop: bool = True
     """Crop at a random place after scaling to cover the bucket (False: the centre)."""
+    images: str = ""
+    """image stage only: a folder or URI prefix of extra images (png/jpg/webp, each
+    captioned by a .txt of its stem) trained beside the clips' frames; rules skip them."""
 
     def generation_defaults(self) -> dict:
         """The clip shape and rate this stage trains on (its first bucket): what `lvd
@@ -167,6 +170,8 @@ class TrainConfig:
                 )
             if name == "image" and stage.frames != 1:
                 raise ValueError(f"image.frames must be 1, got {stage.frames}")
+            if name != "image" and stage.images:
+                raise ValueError(f"{name}.images: only the image stage takes extra images")
             multiple = side if name == "vae" else side * max(self.model.dit.patch_size[1:])
             for h, w in stage.buckets:
                 if h % multiple or w % multiple:

@@ -32,6 +32,7 @@ from curate.filtering import Rule
 from pipelines.common import shards, storage
 from pipelines.common.errors import UsageError
 from pipelines.selection.rules import apply_rules
+from pipelines.training.images import image_rows
 
 log = logging.getLogger("lvd.train")
 
@@ -95,10 +96,13 @@ def load_clips(folder: Path, rules: list[Rule]) -> list[ClipRow]:
     ]
 
 
-def stage_clips(folder: Path, name: str, rules: list[Rule]) -> list[ClipRow]:
-    """The clips a training stage trains on: those passing its rules and, for the mv
-    stage, only those whose camera path is known."""
+def stage_clips(folder: Path, name: str, rules: list[Rule], images: str = "") -> list[ClipRow]:
+    """The clips a training stage trains on: those passing its rules, then the stage's
+    extra `images` as one-frame clips; for the mv stage only clips whose camera path is
+    known."""
     clips = load_clips(folder, rules)
+    if images:
+        clips += [ClipRow(**row) for row in image_rows(images)]
     if name != "mv":
         return clips
     clips = [c for c in clips if c.has_camera]

@@ -49,6 +49,7 @@ from pipelines.training.data import (
     stage_clips,
     to_unit_range,
 )
+from pipelines.training.images import fingerprints
 
 MANIFEST = "MANIFEST.json"
 VERSION = 2  # 2: camera path columns
@@ -175,6 +176,7 @@ def cache_key(job: CacheJob) -> dict:
         "buckets": [list(b) for b in stage.buckets],
         "rules": list(stage.rules),
         "random_crop": stage.random_crop,
+        "images": fingerprints(stage.images) if stage.images else [],
         "seed": spec.seed,
         "windows": job.windows,
     }
@@ -213,7 +215,7 @@ def build_cache(job: CacheJob, key: dict) -> None:
     from pipelines.common.ray_start import start_ray
 
     stage, folder = job.stage, job.folder
-    clips = stage_clips(job.data, job.name, parse_rules(stage.rules))
+    clips = stage_clips(job.data, job.name, parse_rules(stage.rules), stage.images)
     # the same clip list, indices and buckets as uncached training
     dataset = ClipDataset(
         clips, stage.frames, stage.fps, stage.buckets, job.spec.seed, stage.random_crop

@@ -309,7 +309,7 @@ class Trainer:
 
             dataset = cached_dataset(self._cache_job(name, stage, seed), self.d.is_main)
         else:
-            clips = stage_clips(self.data, name, parse_rules(stage.rules))
+            clips = stage_clips(self.data, name, parse_rules(stage.rules), stage.images)
             dataset = ClipDataset(
                 clips, stage.frames, stage.fps, stage.buckets, seed, stage.random_crop
             )
