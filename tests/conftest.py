@@ -76,6 +76,29 @@ def s3_server():
     server.stop()
 
 
+# A Google Cloud Storage emulator (gcp-storage-emulator, the JSON API gcsfs speaks) for
+# the gs:// tests, set up the same way. gcsfs reaches it through STORAGE_EMULATOR_HOST,
+# without credentials (fsspec's config for gs) and without its gRPC bucket-type lookup,
+# which the emulator does not answer.
+GCS_PORT = _free_port()
+os.environ.update(
+    STORAGE_EMULATOR_HOST=f"http://127.0.0.1:{GCS_PORT}",
+    FSSPEC_GS='{"token": "anon", "project": "lvd-test"}',
+    GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false",
+)
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """The endpoint of a GCS emulator that runs for the whole session."""
+    from gcp_storage_emulator.server import create_server
+
+    server = create_server("127.0.0.1", GCS_PORT, in_memory=True)
+    server.start()
+    yield os.environ["STORAGE_EMULATOR_HOST"]
+    server.stop()
+
+
 @pytest.fixture
 def bucket(s3_server, request):
     """A fresh, empty bucket for one test: its name."""

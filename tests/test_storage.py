@@ -24,9 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("raw"))
+
+
+def write_corpus(d: Path) -> Path:
     """Three videos with cuts (one with a sidecar caption, one in a sub-folder) and two
     bad files, the same on disk and in a bucket."""
-    d = tmp_path_factory.mktemp("raw")
     (d / "nested").mkdir()
     for k, name in enumerate(["a.mp4", "nested/b.mp4", "c.mp4"]):
         shots = [synth.Shot(10 * k + 1, 60, 2.0), synth.Shot(10 * k + 2, 60, 0.0)]

@@ -19,7 +19,7 @@ _WORKER_ENV = {
 }
 _FORWARDED = ("HF_HUB_OFFLINE", "HF_HOME", "LVD_CACHE", "TORCH_HOME")
 # Storage credentials and endpoints, so that workers reach the buckets the driver does
-# (fsspec's own FSSPEC_<PROTOCOL>* variables are forwarded too).
+# (fsspec's own FSSPEC_<PROTOCOL>* variables and gcsfs's GCSFS_* are forwarded too).
 _STORAGE = (
     "AWS_ENDPOINT_URL",
     "AWS_ACCESS_KEY_ID",
@@ -29,6 +29,8 @@ _STORAGE = (
     "AWS_REGION",
     "AWS_PROFILE",
     "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_CLOUD_PROJECT",
+    "STORAGE_EMULATOR_HOST",  # a GCS emulator or gateway, as AWS_ENDPOINT_URL for S3
 )
 
 
@@ -41,7 +43,10 @@ def start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None):
 
     if ray.is_initialized():
         return ray
-    forwarded = [k for k in os.environ if k in (*_FORWARDED, *_STORAGE) or k.startswith("FSSPEC_")]
+    forwarded = [
+        k for k in os.environ
+        if k in (*_FORWARDED, *_STORAGE) or k.startswith(("FSSPEC_", "GCSFS_"))
+    ]  # fmt: skip
     env = {**_WORKER_ENV, **{k: os.environ[k] for k in forwarded}}
     kwargs = dict(
         include_dashboard=False,
