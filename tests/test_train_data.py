@@ -125,3 +125,25 @@ def test_windows_stay_before_the_clip_end(tmp_path):
     last = ds[(0, 0)]["video"][:, -1].permute(1, 2, 0).float().numpy()
     a_end, b_start = (f.astype(np.float32) for f in (frames[23], frames[24]))
     assert np.abs(last - a_end).mean() < np.abs(last - b_start).mean() / 4
+
+
+def test_clip_order_does_not_depend_on_how_shards_were_grouped(tmp_path_factory):
+    """Ray groups videos into shards differently from run to run: the same clips must
+    come in the same order (and so train the same model) however they were sharded."""
+    import pyarrow.parquet as pq
+
+    from pipelines.common import shards
+    from pipelines.training.data import load_clips
+    from tests.test_train import make_curated
+
+    table = shards.read_table(make_curated(tmp_path_factory.getbasetemp()) / "clips")
+    assert table.num_rows > 2
+    runs = []
+    for name, groups in (("ab", [(0, 2), (2, None)]), ("ba", [(2, None), (0, 2)])):
+        folder = tmp_path_factory.mktemp(name)  # a filtered run: clips shards only
+        (folder / "clips").mkdir()
+        for k, (start, stop) in enumerate(groups):
+            part = table.slice(start, (stop or table.num_rows) - start)
+            pq.write_table(part, folder / "clips" / f"part-{k}.parquet")
+        runs.append([c.clip_id for c in load_clips(folder, [])])
+    assert runs[0] == runs[1] == sorted(runs[0])

@@ -67,7 +67,7 @@ class ClipRow:
 
 
 def load_clips(folder: Path, rules: list[Rule]) -> list[ClipRow]:
-    """Every clip of a run folder that passes `rules`, in shard order."""
+    """Every clip of a run folder that passes `rules`, by clip id."""
     folder = storage.location(folder)
     files = shards.clip_files(folder)
     if not files:
@@ -78,6 +78,9 @@ def load_clips(folder: Path, rules: list[Rule]) -> list[ClipRow]:
     if missing:
         raise UsageError(f"clip shards in {folder} lack column {missing[0]!r}")
     table = apply_rules(pa.concat_tables(storage.read_parquet(f, needed) for f in files), rules)
+    # Which videos share a shard depends on how Ray grouped them in that run: order by id,
+    # so that the same clips and seed train the same model however they were sharded.
+    table = table.sort_by("clip_id")
     return [
         ClipRow(
             r["clip_id"],
