@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from model.checkpoint import load_model
+from pipelines.selection.rules import parse_rules
 from pipelines.training.config import STAGES
 from pipelines.training.data import ClipDataset, load_clips, to_unit_range
 from pipelines.training.latent_cache import CachedSamples
@@ -76,3 +77,31 @@ def test_cached_windows_are_the_uncached_samples(cached_run):
         torch.testing.assert_close(sample["latents"].float(), latents, rtol=2e-3, atol=2e-3)
         assert sample["caption"] == clips.clips[index].caption
         assert sample["text_mask"].sum() > 1  # the caption's tokens and </s>
+
+
+def test_hq_shares_the_video_stage_samples_when_its_shape_is_the_same():
+    from pipelines.training.config import small
+    from pipelines.training.latent_cache import same_samples_as
+
+    cfg = small()
+    assert same_samples_as(cfg, "hq") == "video"
+    assert same_samples_as(cfg, "video") is None  # image has single frames
+    cfg.hq.frames = 5
+    assert same_samples_as(cfg, "hq") is None
+    cfg.hq.frames, cfg.video.steps = cfg.video.frames, 0
+    assert same_samples_as(cfg, "hq") is None  # no video stage: no video cache
+
+
+@pytest.mark.slow
+def test_hq_trains_on_the_video_cache_of_its_own_clips(tmp_path_factory):
+    data = make_curated(tmp_path_factory.getbasetemp())
+    out = tmp_path_factory.mktemp("hq") / "run"
+    rule = "drop_bottom motion_score=0.5"
+    steps = ("vae.steps=1", "image.steps=0", "video.steps=1", "hq.steps=2", f"hq.rules=[{rule!r}]")
+    assert train(data, out, *steps, extra=["--cache-latents"]) == 0
+    assert not (out / "cache" / "hq").exists()  # nothing encoded twice
+    assert [m["stage"] for m in metrics(out)] == ["vae", "video", "hq", "hq"]
+    ids = {c.clip_id for c in load_clips(data, parse_rules([rule]))}
+    assert 0 < len(ids) < len(load_clips(data, []))
+    shared = CachedSamples(out / "cache" / "video", windows=1, clip_ids=ids)
+    assert {shared[(i, 0)]["clip_id"] for i in range(len(shared))} == ids

@@ -41,7 +41,7 @@ from pipelines.common import shards, storage
 from pipelines.common.errors import UsageError
 from pipelines.selection.rules import parse_rules
 from pipelines.training import checkpoints as ckpt
-from pipelines.training.config import StageConfig
+from pipelines.training.config import STAGES, StageConfig
 from pipelines.training.data import (
     ClipDataset,
     ClipRow,
@@ -189,9 +189,23 @@ def cache_key(job: CacheJob) -> dict:
     return key
 
 
-def cached_dataset(job: CacheJob, is_main: bool) -> CachedSamples:
-    """The stage's cached samples, built first when missing or stale (rank 0 builds; the
-    other ranks wait for its manifest)."""
+def same_samples_as(cfg, name: str) -> str | None:
+    """An earlier DiT stage of `cfg` whose cached samples are this stage's (the same
+    frames, rate, buckets and crops, as hq after video in every preset): this stage can
+    train on that stage's cache, restricted to its own clips, instead of encoding them
+    again. Its windows are then the ones that stage trained on."""
+    stage = getattr(cfg, name)
+    shape = (stage.frames, stage.fps, stage.buckets, stage.random_crop)
+    for other in STAGES[1 : STAGES.index(name)]:
+        o = getattr(cfg, other)
+        if o.steps and not o.images and (o.frames, o.fps, o.buckets, o.random_crop) == shape:
+            return other
+    return None
+
+
+def cached_dataset(job: CacheJob, is_main: bool, clip_ids: set | None = None) -> CachedSamples:
+    """The stage's cached samples (only those of `clip_ids` when given), built first when
+    missing or stale (rank 0 builds; the other ranks wait for its manifest)."""
     key = cache_key(job)
     if is_main and _read_key(job.folder) != key:
         build_cache(job, key)
@@ -199,7 +213,7 @@ def cached_dataset(job: CacheJob, is_main: bool) -> CachedSamples:
     # writes sample videos), and no collective timeout however long the job takes
     while _read_key(job.folder) != key:
         time.sleep(2.0)
-    return CachedSamples(job.folder, job.windows)
+    return CachedSamples(job.folder, job.windows, clip_ids)
 
 
 def _read_key(folder: Path) -> dict | None:
@@ -288,19 +302,22 @@ def _typed(batch: pa.Table) -> pa.Table:
 
 class CachedSamples(torch.utils.data.Dataset):
     """Cached samples indexed like ClipDataset: (index, epoch) -> window epoch % windows.
-    Clips with any unreadable window are left out. Files are read lazily, per process
+    Clips with any unreadable window are left out, and with `clip_ids` every other clip. Files are read lazily, per process
     (each loader worker holds what it read of a small cache, a few row groups of a big one)."""
 
-    def __init__(self, folder: Path, windows: int):
+    def __init__(self, folder: Path, windows: int, clip_ids: set | None = None):
         self.folder, self.windows = folder, windows
         self.files = sorted(folder.glob("part-*.parquet"))
         where: dict[tuple[int, int], tuple[int, int, int]] = {}
         meta: dict[int, tuple[int, bool]] = {}
+        names = ["index", "window", "bucket", "ok", "clip_id"]
         for f, path in enumerate(self.files):
             parquet = pq.ParquetFile(path)
             for g in range(parquet.num_row_groups):
-                cols = parquet.read_row_group(g, columns=["index", "window", "bucket", "ok"])
+                cols = parquet.read_row_group(g, columns=names)
                 for r, row in enumerate(cols.to_pylist()):
+                    if clip_ids is not None and row["clip_id"] not in clip_ids:
+                        continue
                     where[(row["index"], row["window"])] = (f, g, r)
                     bucket, ok = meta.get(row["index"], (row["bucket"], True))
                     meta[row["index"]] = (bucket, ok and row["ok"])

@@ -307,7 +307,10 @@ class Trainer:
         if self.cfg.cache_latents:
             from pipelines.training.latent_cache import cached_dataset
 
-            dataset = cached_dataset(self._cache_job(name, stage, seed), self.d.is_main)
+            job, ids = self._cache_job(name, stage, seed), None
+            if shared := self._shared_cache(name, stage):
+                job, ids = shared
+            dataset = cached_dataset(job, self.d.is_main, ids)
         else:
             clips = stage_clips(self.data, name, parse_rules(stage.rules), stage.images)
             dataset = ClipDataset(
@@ -321,6 +324,19 @@ class Trainer:
         sizes = batch_sizes(stage.buckets, stage.batch_size, self.d.world_size)
         sampler = BucketBatchSampler(dataset.bucket_of, sizes, seed, self.d.rank, self.d.world_size)
         return dataset, sampler
+
+    def _shared_cache(self, name: str, stage: StageConfig):
+        """(the earlier stage's cache job, this stage's clip ids) when an earlier stage's
+        cache holds this stage's samples (hq after video), else None."""
+        from pipelines.training.latent_cache import same_samples_as
+
+        if not (other := same_samples_as(self.cfg, name)):
+            return None
+        o = getattr(self.cfg, other)
+        ids = {c.clip_id for c in stage_clips(self.data, name, parse_rules(stage.rules))}
+        if not ids <= {c.clip_id for c in stage_clips(self.data, other, parse_rules(o.rules))}:
+            return None
+        return self._cache_job(other, o, mix_seed(self.cfg.seed, STAGES.index(other))), ids
 
     def _cache_job(self, name: str, stage: StageConfig, seed: int):
         from pipelines.training.latent_cache import CacheJob, SampleSpec
