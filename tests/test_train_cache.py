@@ -79,29 +79,49 @@ def test_cached_windows_are_the_uncached_samples(cached_run):
         assert sample["text_mask"].sum() > 1  # the caption's tokens and </s>
 
 
-def test_hq_shares_the_video_stage_samples_when_its_shape_is_the_same():
+def test_image_and_hq_share_the_video_stage_samples_when_they_can():
     from pipelines.training.config import small
     from pipelines.training.latent_cache import same_samples_as
 
     cfg = small()
-    assert same_samples_as(cfg, "hq") == "video"
-    assert same_samples_as(cfg, "video") is None  # image has single frames
+    assert same_samples_as(cfg, "hq") == ("video", False)
+    assert same_samples_as(cfg, "image") == ("video", True)  # first frames of its windows
+    assert same_samples_as(cfg, "video") is None
+    cfg.image.images = "/some/images"  # extra images are in no video window
+    assert same_samples_as(cfg, "image") is None
     cfg.hq.frames = 5
     assert same_samples_as(cfg, "hq") is None
     cfg.hq.frames, cfg.video.steps = cfg.video.frames, 0
     assert same_samples_as(cfg, "hq") is None  # no video stage: no video cache
 
 
+def test_a_video_window_first_latent_frame_is_its_first_frame_latent():
+    """Why the image stage may read the video cache: the causal VAE encodes frame 0
+    alone."""
+    from model.config import preset
+    from model.vae import VAE
+
+    torch.manual_seed(0)
+    vae = VAE(preset("small").vae).eval()
+    video = torch.rand(2, 3, 9, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(vae.encode(video)[:, :, :1], vae.encode(video[:, :, :1]))
+
+
 @pytest.mark.slow
-def test_hq_trains_on_the_video_cache_of_its_own_clips(tmp_path_factory):
+def test_image_and_hq_train_on_the_video_cache_of_their_own_clips(tmp_path_factory):
     data = make_curated(tmp_path_factory.getbasetemp())
-    out = tmp_path_factory.mktemp("hq") / "run"
+    out = tmp_path_factory.mktemp("shared") / "run"
     rule = "drop_bottom motion_score=0.5"
-    steps = ("vae.steps=1", "image.steps=0", "video.steps=1", "hq.steps=2", f"hq.rules=[{rule!r}]")
+    steps = ("vae.steps=1", "image.steps=1", "video.steps=1", "hq.steps=2", f"hq.rules=[{rule!r}]")
     assert train(data, out, *steps, extra=["--cache-latents"]) == 0
-    assert not (out / "cache" / "hq").exists()  # nothing encoded twice
-    assert [m["stage"] for m in metrics(out)] == ["vae", "video", "hq", "hq"]
+    assert sorted(p.name for p in (out / "cache").iterdir()) == ["vae", "video"]
+    assert [m["stage"] for m in metrics(out)] == ["vae", "image", "video", "hq", "hq"]
     ids = {c.clip_id for c in load_clips(data, parse_rules([rule]))}
     assert 0 < len(ids) < len(load_clips(data, []))
     shared = CachedSamples(out / "cache" / "video", windows=1, clip_ids=ids)
     assert {shared[(i, 0)]["clip_id"] for i in range(len(shared))} == ids
+    video = CachedSamples(out / "cache" / "video", windows=1)
+    image = CachedSamples(out / "cache" / "video", windows=1, first_frame=True)
+    assert image[(2, 0)]["latents"].shape[1] == 1
+    assert torch.equal(image[(2, 0)]["latents"], video[(2, 0)]["latents"][:, :1])

@@ -150,6 +150,12 @@ def cover_crop(
     return scaled[:, y : y + height, x : x + width]
 
 
+def long_enough(clips: list[ClipRow], frames: int, fps: float) -> list[ClipRow]:
+    """The clips that hold `frames` frames at `fps`."""
+    span = (frames - 1) / fps
+    return [c for c in clips if c.last_s - c.start_s >= span - 1e-6]
+
+
 class ClipDataset(torch.utils.data.Dataset):
     """Samples of `frames` frames at `fps` from clips, cropped to their bucket.
 
@@ -166,11 +172,11 @@ class ClipDataset(torch.utils.data.Dataset):
         seed: int = 0,
         random_crop: bool = True,
     ):
-        span = (frames - 1) / fps
-        self.clips = [c for c in clips if c.last_s - c.start_s >= span - 1e-6]
+        self.clips = long_enough(clips, frames, fps)
         if not self.clips:
             raise UsageError(
-                f"no clip is long enough for {frames} frames at {fps:g} fps ({span:.2f} s)"
+                f"no clip is long enough for {frames} frames at {fps:g} fps "
+                f"({(frames - 1) / fps:.2f} s)"
             )
         self.frames, self.fps, self.buckets, self.seed = frames, fps, buckets, seed
         self.random_crop = random_crop

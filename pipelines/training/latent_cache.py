@@ -189,23 +189,38 @@ def cache_key(job: CacheJob) -> dict:
     return key
 
 
-def same_samples_as(cfg, name: str) -> str | None:
-    """An earlier DiT stage of `cfg` whose cached samples are this stage's (the same
-    frames, rate, buckets and crops, as hq after video in every preset): this stage can
-    train on that stage's cache, restricted to its own clips, instead of encoding them
-    again. Its windows are then the ones that stage trained on."""
+def same_samples_as(cfg, name: str) -> tuple[str, bool] | None:
+    """(another DiT stage of `cfg` whose cached samples hold this stage's, whether only
+    their first frame is) or None. Such a stage trains on that stage's cache, restricted
+    to its own clips, instead of encoding them again; its windows are that stage's.
+
+    hq after video in every preset: the same frames, rate, buckets and crops. The image
+    stage before video: the causal VAE encodes a window's first frame alone (its first
+    latent frame is that frame's own latent), so a video window's first latent frame is
+    an image sample."""
     stage = getattr(cfg, name)
+    if name == "image":
+        if stage.images:  # the extra images are in no other stage's cache
+            return None
+        for other in ("video", "hq", "mv"):
+            o = getattr(cfg, other)
+            if o.steps and (o.buckets, o.random_crop) == (stage.buckets, stage.random_crop):
+                return other, True
+        return None
     shape = (stage.frames, stage.fps, stage.buckets, stage.random_crop)
-    for other in STAGES[1 : STAGES.index(name)]:
+    for other in STAGES[2 : STAGES.index(name)]:  # the DiT stages before this one
         o = getattr(cfg, other)
-        if o.steps and not o.images and (o.frames, o.fps, o.buckets, o.random_crop) == shape:
-            return other
+        if o.steps and (o.frames, o.fps, o.buckets, o.random_crop) == shape:
+            return other, False
     return None
 
 
-def cached_dataset(job: CacheJob, is_main: bool, clip_ids: set | None = None) -> CachedSamples:
-    """The stage's cached samples (only those of `clip_ids` when given), built first when
-    missing or stale (rank 0 builds; the other ranks wait for its manifest)."""
+def cached_dataset(
+    job: CacheJob, is_main: bool, clip_ids: set | None = None, first_frame: bool = False
+) -> CachedSamples:
+    """The stage's cached samples (only those of `clip_ids`, only their first frame, when
+    asked), built first when missing or stale (rank 0 builds; the other ranks wait for
+    its manifest)."""
     key = cache_key(job)
     if is_main and _read_key(job.folder) != key:
         build_cache(job, key)
@@ -213,7 +228,7 @@ def cached_dataset(job: CacheJob, is_main: bool, clip_ids: set | None = None) ->
     # writes sample videos), and no collective timeout however long the job takes
     while _read_key(job.folder) != key:
         time.sleep(2.0)
-    return CachedSamples(job.folder, job.windows, clip_ids)
+    return CachedSamples(job.folder, job.windows, clip_ids, first_frame)
 
 
 def _read_key(folder: Path) -> dict | None:
@@ -302,11 +317,14 @@ def _typed(batch: pa.Table) -> pa.Table:
 
 class CachedSamples(torch.utils.data.Dataset):
     """Cached samples indexed like ClipDataset: (index, epoch) -> window epoch % windows.
-    Clips with any unreadable window are left out, and with `clip_ids` every other clip. Files are read lazily, per process
+    Clips with any unreadable window are left out, and with `clip_ids` every other clip;
+    `first_frame` keeps each sample's first latent frame. Files are read lazily, per process
     (each loader worker holds what it read of a small cache, a few row groups of a big one)."""
 
-    def __init__(self, folder: Path, windows: int, clip_ids: set | None = None):
-        self.folder, self.windows = folder, windows
+    def __init__(
+        self, folder: Path, windows: int, clip_ids: set | None = None, first_frame: bool = False
+    ):
+        self.folder, self.windows, self.first_frame = folder, windows, first_frame
         self.files = sorted(folder.glob("part-*.parquet"))
         where: dict[tuple[int, int], tuple[int, int, int]] = {}
         meta: dict[int, tuple[int, bool]] = {}
@@ -364,9 +382,10 @@ class CachedSamples(torch.utils.data.Dataset):
             video = np.frombuffer(row["data"], np.uint8).reshape(row["shape"])
             sample["video"] = torch.from_numpy(video.copy()).permute(3, 0, 1, 2)  # (3, T, H, W)
             return sample
-        sample["latents"] = torch.from_numpy(
-            np.frombuffer(row["data"], np.float16).reshape(row["shape"]).copy()
-        )  # (C, T_lat, h, w)
+        latents = np.frombuffer(row["data"], np.float16).reshape(row["shape"])
+        if self.first_frame:  # an image sample from a video window (same_samples_as)
+            latents = latents[:, :1]
+        sample["latents"] = torch.from_numpy(latents.copy())  # (C, T_lat, h, w)
         sample["text_emb"] = torch.from_numpy(
             np.frombuffer(row["text_emb"], np.float16).reshape(row["text_shape"]).copy()
         )  # (L, dim)

@@ -41,6 +41,7 @@ from pipelines.training.data import (
     ClipDataset,
     batch_sizes,
     load_clips,
+    long_enough,
     make_loader,
     stage_clips,
     to_unit_range,
@@ -307,10 +308,10 @@ class Trainer:
         if self.cfg.cache_latents:
             from pipelines.training.latent_cache import cached_dataset
 
-            job, ids = self._cache_job(name, stage, seed), None
+            job, ids, first_frame = self._cache_job(name, stage, seed), None, False
             if shared := self._shared_cache(name, stage):
-                job, ids = shared
-            dataset = cached_dataset(job, self.d.is_main, ids)
+                job, ids, first_frame = shared
+            dataset = cached_dataset(job, self.d.is_main, ids, first_frame)
         else:
             clips = stage_clips(self.data, name, parse_rules(stage.rules), stage.images)
             dataset = ClipDataset(
@@ -326,17 +327,19 @@ class Trainer:
         return dataset, sampler
 
     def _shared_cache(self, name: str, stage: StageConfig):
-        """(the earlier stage's cache job, this stage's clip ids) when an earlier stage's
-        cache holds this stage's samples (hq after video), else None."""
+        """(another stage's cache job, this stage's clip ids, first frame only) when that
+        cache holds this stage's samples (image and hq: video's), else None."""
         from pipelines.training.latent_cache import same_samples_as
 
-        if not (other := same_samples_as(self.cfg, name)):
+        if not (shared := same_samples_as(self.cfg, name)):
             return None
-        o = getattr(self.cfg, other)
+        (other, first_frame), o = shared, getattr(self.cfg, shared[0])
         ids = {c.clip_id for c in stage_clips(self.data, name, parse_rules(stage.rules))}
-        if not ids <= {c.clip_id for c in stage_clips(self.data, other, parse_rules(o.rules))}:
+        cached = long_enough(stage_clips(self.data, other, parse_rules(o.rules)), o.frames, o.fps)
+        if not ids <= {c.clip_id for c in cached}:
             return None
-        return self._cache_job(other, o, mix_seed(self.cfg.seed, STAGES.index(other))), ids
+        job = self._cache_job(other, o, mix_seed(self.cfg.seed, STAGES.index(other)))
+        return job, ids, first_frame
 
     def _cache_job(self, name: str, stage: StageConfig, seed: int):
         from pipelines.training.latent_cache import CacheJob, SampleSpec
