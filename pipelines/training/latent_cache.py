@@ -208,7 +208,7 @@ def same_samples_as(cfg, name: str) -> tuple[str, bool] | None:
                 return other, True
         return None
     shape = (stage.frames, stage.fps, stage.buckets, stage.random_crop)
-    for other in STAGES[2 : STAGES.index(name)]:  # the DiT stages before this one
+    for other in STAGES[2 : STAGES.index(name)]:  # video, hq: the clip stages before it
         o = getattr(cfg, other)
         if o.steps and (o.frames, o.fps, o.buckets, o.random_crop) == shape:
             return other, False
