@@ -235,9 +235,9 @@ def small() -> TrainConfig:
         tile_px=128,
         tile_overlap_px=32,
     )
-    # The caption's mean token also drives adaLN: on held-out (colour, direction) pairs
-    # it followed 33% of directions against 17% without (benchmarks/stages.py, seed 0
-    # only; see benchmarks/README.md).
+    # The caption's mean token also drives adaLN (33% of held-out pair directions against
+    # 17% without, one seed: within the run-to-run spread, so not shown to pay; it costs
+    # nothing measurable; benchmarks/README.md, "stages").
     model.dit.pooled_text = True
     # Guidance 3 follows the prompt's direction best on held-out prompts (6 over-saturates
     # and smears the later frames; 2 drifts in colour).
@@ -248,7 +248,9 @@ def small() -> TrainConfig:
         # The VAE learns from 5-frame clips (causal convs generalise to 9); colour of small
         # objects comes last (at batch 4 the demo's generated colours fell to 50%).
         vae=StageConfig(steps=VAE_STEPS, lr=2e-3, **{**stage, "batch_size": 8, "frames": 5}),
-        # SVD's three DiT stages. image: single frames (a third of a video step's tokens)
+        # SVD's three DiT stages (at equal compute video alone followed more directions,
+        # 56% against 40% over 3 seeds: benchmarks/README.md, "stages"; kept to show the
+        # recipe). image: single frames (a third of a video step's tokens)
         # teach colour and shape; video: the filtered set teaches motion; hq: a short, low
         # learning-rate pass over the clips that move most. (Not text_area: the OCR
         # detector reads the demo's circles and squares as text and its green not at all,
