@@ -26,28 +26,26 @@ log = logging.getLogger("lvd.train")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
-def image_files(source: str) -> list:
-    """The images under `source`, recursively, sorted (the order fixes their indices)."""
+def image_files(source: str) -> list[tuple]:
+    """(image, its .txt sidecar or None) for every image under `source`, recursively,
+    sorted (the order fixes their indices); one listing, no request per file."""
     folder = storage.location(source, "image.images")
     storage.check_readable(folder, "image.images")
     if not folder.is_dir():
         raise UsageError(f"image.images: {source} is not a folder")
-    files = [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+    listed = list(folder.rglob("*"))
+    texts = {str(p) for p in listed if p.suffix.lower() == ".txt"}
+    files = sorted((p for p in listed if p.suffix.lower() in IMAGE_SUFFIXES), key=str)
     if not files:
         raise UsageError(f"image.images: no {'/'.join(IMAGE_SUFFIXES)} file under {source}")
-    return sorted(files, key=str)
-
-
-def caption_of(image) -> str:
-    """The text of the image's `.txt` sidecar, or '' when it has none."""
-    sidecar = image.with_suffix(".txt")
-    return sidecar.read_text(encoding="utf-8").strip() if sidecar.exists() else ""
+    return [(p, p.with_suffix(".txt") if str(p.with_suffix(".txt")) in texts else None)
+            for p in files]  # fmt: skip
 
 
 def image_rows(source: str) -> list[dict]:
     """One single-frame clip row (ClipRow's fields) per image under `source`."""
     rows = []
-    for path in image_files(source):
+    for path, sidecar in image_files(source):
         try:
             with path.open("rb") as f:
                 width, height = Image.open(f).size  # the header only
@@ -59,7 +57,7 @@ def image_rows(source: str) -> list[dict]:
         # end_s 0 with fps 0: the frame at 0 s is the whole clip
         rows.append({
             "clip_id": clip_id, "video_path": name, "start_s": 0.0, "end_s": 0.0,
-            "width": width, "height": height, "caption": caption_of(path),
+            "width": width, "height": height, "caption": sidecar.read_text(encoding="utf-8").strip() if sidecar else "",
         })  # fmt: skip
     return rows
 
@@ -67,8 +65,7 @@ def image_rows(source: str) -> list[dict]:
 def fingerprints(source: str) -> list:
     """What the cached samples of the images depend on: each image and caption file."""
     out = []
-    for path in image_files(source):
-        sidecar = path.with_suffix(".txt")
+    for path, sidecar in image_files(source):
         out.append(storage.fingerprint(path))
-        out.append(storage.fingerprint(sidecar) if sidecar.exists() else None)
+        out.append(storage.fingerprint(sidecar) if sidecar else None)
     return out
