@@ -59,6 +59,10 @@ class VAEConfig:
     """Overlap between neighbouring tiles in pixels; blended linearly."""
     kl_weight: float = 1e-6
     """Weight of the KL term of the VAE loss."""
+    l2_weight: float = 0.0
+    """Weight of a mean squared error term beside the L1 one (CogVideoX's VAE trains on
+    L2): it weighs large errors more, so a small object's wrong colour is not outvoted
+    by many background pixels that are nearly right."""
     perceptual_weight: float = 0.0
     """Weight of the VGG16 perceptual term (0 = off; needs vgg16 weights, see vae_loss)."""
     perceptual_weights_path: str = ""
@@ -105,7 +109,7 @@ class VAEConfig:
                 f"tile_overlap_px must be a multiple of {self.spatial_downsample} in "
                 f"[0, tile_px), got {self.tile_overlap_px}"
             )
-        for name in ("kl_weight", "perceptual_weight", "adversarial_weight"):
+        for name in ("kl_weight", "l2_weight", "perceptual_weight", "adversarial_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 

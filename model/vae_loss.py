@@ -1,7 +1,7 @@
-"""VAE training loss: L1 reconstruction + KL, with an optional perceptual term (VGG16
-features, LPIPS without its learned per-channel weights) and an optional adversarial
-term (3D PatchGAN with hinge loss, as in MAGVIT and Open-Sora's VAE). Both extras are
-off by default (weights 0) and cost nothing then.
+"""VAE training loss: L1 reconstruction + KL, with optional extras: an L2 term, a
+perceptual term (VGG16 features, LPIPS without its learned per-channel weights) and an
+adversarial term (3D PatchGAN with hinge loss, as in MAGVIT and Open-Sora's VAE). The
+extras are off by default (weights 0) and cost nothing then.
 
 The KL is summed over latent elements and divided by the number of pixel values, which
 is SD/CogVideoX's "sum over pixels + kl_weight * sum over latents" divided through by
@@ -118,6 +118,10 @@ def vae_loss(
     kl = posterior.kl().mean() / video[0].numel()
     loss = l1 + cfg.kl_weight * kl
     logs = {"l1": l1.detach(), "kl": kl.detach()}
+    if cfg.l2_weight > 0:
+        l2 = (recon - video).pow(2).mean()
+        loss = loss + cfg.l2_weight * l2
+        logs["l2"] = l2.detach()
     if cfg.perceptual_weight > 0:
         if perceptual is None:
             raise ValueError("vae.perceptual_weight > 0 needs a Perceptual module")

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from pipelines.demo.command import demo_prompts
@@ -72,9 +73,33 @@ def test_page_shows_report_losses_and_every_generated_video(demo):
     assert samples == {"vae": 2, "image": 2, "video": 2, "hq": 2}
     strips = len(results) + sum(samples.values())
     assert page.count("data:image/png;base64,") == strips + 1  # + the loss curves
+    fidelity = info["vae_fidelity"]  # corpus shots through the VAE, judged
+    assert fidelity["clips"] >= 30 and 0 <= fidelity["colour"] <= 1
+    assert "The DiT can only learn what its VAE reconstructs: the VAE kept" in page
     train = json.loads((out / "train" / "run.json").read_text())
     assert set(train["stage_clips"]) == set(STAGE_ROLES)
     assert (out / "train" / "final" / "dit.safetensors").is_file()
+
+
+def test_vae_check_reads_shots_at_the_dits_rate_and_size(tmp_path):
+    from curate.encode import write_video
+    from pipelines.demo.judge import judge
+    from pipelines.demo.vae_check import first_shot
+
+    frames = []
+    for i in range(24):  # 12 fps: a red square moving right 2 px a frame
+        f = np.full((64, 64, 3), 120, np.uint8)
+        f[28:36, 4 + 2 * i : 12 + 2 * i] = (220, 40, 40)
+        frames.append(f)
+    write_video(tmp_path / "a.mp4", frames, 12)
+    shot = first_shot(tmp_path / "a.mp4", frames=5, fps=6.0, size=32)
+    assert shot.shape == (5, 32, 32, 3)
+    seen = judge(shot)
+    assert (seen.colour, seen.direction) == ("red", "right")
+    assert abs(seen.travel - 8 * 2 / 64) < 0.03  # every second frame: 8 source frames
+    assert first_shot(tmp_path / "a.mp4", frames=13, fps=6.0, size=32) is None  # too short
+    (tmp_path / "b.mp4").write_bytes(b"not a video")
+    assert first_shot(tmp_path / "b.mp4", frames=5, fps=6.0, size=32) is None
 
 
 def test_bad_corpus_size_is_one_line(tmp_path, capsys):

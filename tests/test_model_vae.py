@@ -177,6 +177,20 @@ def test_vae_loss_is_l1_plus_weighted_kl(vae):
     assert logs["kl"] > 0
 
 
+def test_l2_term_adds_the_weighted_squared_error():
+    cfg = tiny().vae
+    cfg.l2_weight = 2.0
+    torch.manual_seed(0)
+    vae = VAE(cfg)
+    video = blob_video(5, 32)
+    loss, logs, recon = vae_loss(vae, video, torch.Generator().manual_seed(0))
+    l2 = (recon - video).pow(2).mean()
+    torch.testing.assert_close(logs["l2"], l2.detach())
+    torch.testing.assert_close(loss.detach(), logs["l1"] + cfg.kl_weight * logs["kl"] + 2.0 * l2)
+    with pytest.raises(ValueError, match=r"^l2_weight"):
+        VAEConfig(l2_weight=-1)
+
+
 def test_perceptual_and_adversarial_terms_reach_the_vae(tmp_path):
     from safetensors.torch import save_file
     from torchvision.models.vgg import cfgs, make_layers

@@ -14,6 +14,7 @@ last checkpoint, and the judged results are recomputed.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from pipelines.common.errors import UsageError
 from pipelines.demo.corpus import held_out_prompts, make_corpus
 from pipelines.demo.page import write_page
 from pipelines.demo.steps import read_video, run_step, write_results
+from pipelines.demo.vae_check import fidelity_line, vae_fidelity
 
 # Samples per held-out prompt: 48 videos of each kind (12 pair prompts, 6 triples) keep
 # each accuracy's sampling noise near 4%.
@@ -153,6 +155,11 @@ def run(args) -> int:
         train.append("--resume")
     run_step("train", train, timings)
 
+    t = time.perf_counter()
+    fidelity = vae_fidelity(out / "train", out / "corpus")
+    timings["vae check"] = round(time.perf_counter() - t, 1)
+    print(f"lvd demo: {fidelity_line(fidelity)}", file=sys.stderr)
+
     prompts = demo_prompts()
     (out / "prompts.txt").write_text("".join(p[0] + "\n" for p in prompts))
     generated = out / "generated"
@@ -180,9 +187,8 @@ def run(args) -> int:
     results = judge_generated(generated, prompts)
     accuracy = held_out_accuracy(results)
     timings["total"] = round(time.perf_counter() - started, 1)
-    page = write_page(out, results, timings, accuracy)
-    write_results(
-        out, {"timings_s": timings, "accuracy": accuracy}, results, page, timings["total"]
-    )
+    page = write_page(out, results, timings, accuracy, fidelity)
+    info = {"timings_s": timings, "accuracy": accuracy, "vae_fidelity": fidelity}
+    write_results(out, info, results, page, timings["total"])
     print(f"lvd demo: {accuracy_line(accuracy)}")
     return 0

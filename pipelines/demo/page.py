@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from pipelines.demo.steps import frame_strip, loss_curves, read_video
+from pipelines.demo.vae_check import fidelity_line
 
 KINDS = {
     "pair": "(colour, direction) pairs no training clip shows together",
@@ -69,7 +70,9 @@ def stages_section(train: Path) -> str:
     )
 
 
-def write_page(out: Path, results: list[dict], timings: dict, accuracy: dict) -> Path:
+def write_page(
+    out: Path, results: list[dict], timings: dict, accuracy: dict, fidelity: dict
+) -> Path:
     report = os.path.relpath(out / "filtered" / "report.html", out)
     rows = "".join(
         f"<tr><td>{html.escape(r['prompt'])}</td><td>{r['held_out']}</td>"
@@ -95,6 +98,8 @@ together, and colour/shape/direction triples whose pairs all appeared. Each gene
 video was judged from its pixels.</p>
 <h2>Accuracy on held-out prompts</h2>
 <table><tr><th>held out</th><th>colour</th><th>direction</th><th>videos</th></tr>{scores}</table>
+<p>The DiT can only learn what its VAE reconstructs: {html.escape(fidelity_line(fidelity))}
+(first shot of each moving corpus video, judged the same way).</p>
 <h2>Curation</h2><p><a href="{report}">The curation report</a>
 (score histograms, filter counts, keyframes with captions), also shown here:</p>
 <iframe src="{report}" style="width:100%;height:560px;border:1px solid #ddd"></iframe>
