@@ -7,7 +7,9 @@ and filtered the way `lvd demo` does it. One VAE (the small preset's vae stage) 
 trained and shared by every variant. Each variant trains the DiT at the same compute,
 steps x batch x video tokens, as the small preset's three DiT stages, generates the
 demo's held-out prompts and is judged from pixels like the demo: colour and direction,
-apart for held-out (colour, direction) pairs and held-out triples.
+apart for held-out (colour, direction) pairs and held-out triples. The shared VAE is
+judged too (pipelines/demo/vae_check.py): a subject it does not redraw moving caps what
+any variant can follow.
 
 Variants:
   video        the video stage alone, on the filtered set
@@ -120,7 +122,10 @@ def prepare(root: Path, seed: int, still_share: float) -> dict[str, Path]:
     if not (vae / "final").is_dir():
         no_dit = {"image": 0, "video": 0, "hq": 0}
         run_step("vae", train_args(folder / "filtered", vae, seed, no_dit, None), timings)
-    return {"folder": folder, "curated": folder / "curated", "filtered": folder / "filtered"}
+    from pipelines.demo.vae_check import vae_fidelity
+
+    return {"folder": folder, "curated": folder / "curated", "filtered": folder / "filtered",
+            "vae_fidelity": vae_fidelity(vae, folder / "corpus")}  # fmt: skip
 
 
 def run_variant(paths: dict[str, Path], variant: str, seed: int, steps: dict[str, int]) -> dict:
@@ -151,7 +156,7 @@ def run_variant(paths: dict[str, Path], variant: str, seed: int, steps: dict[str
     clips = json.loads((folder / "train" / "run.json").read_text())["stage_clips"]
     vae_steps = json.loads((vae / "run.json").read_text())["config"]["vae"]["steps"]
     return {"seed": seed, "variant": variant, "steps": steps, "accuracy": accuracy,
-            "vae_steps": vae_steps,
+            "vae_steps": vae_steps, "vae_fidelity": paths["vae_fidelity"],
             "train_s": timings[f"train {variant}"],
             "clips": {n: c["clips"] for n, c in clips.items()}}  # fmt: skip
 
@@ -178,6 +183,10 @@ def table(results: list[dict]) -> str:
             f"| {variant} | {s['image']}/{s['video']}/{s['hq']} | {seeds} | "
             f"{' | '.join(cells)} | {train_s:.0f} |"
         )
+    for seed in sorted({r["seed"] for r in results if "vae_fidelity" in r}):
+        fid = next(r["vae_fidelity"] for r in results if r["seed"] == seed and "vae_fidelity" in r)
+        lines.append(f"\nseed {seed}: the shared VAE kept colour {fid['colour']:.0%}, "
+                     f"direction {fid['direction']:.0%} of {fid['clips']} corpus shots")  # fmt: skip
     return "\n".join(lines)
 
 
