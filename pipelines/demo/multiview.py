@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from pipelines.common.errors import UsageError
 from pipelines.demo.orbit_judge import judge_orbit
 from pipelines.demo.orbits import HELD_OUT, caption, held_out_views, make_orbit_corpus
 from pipelines.demo.steps import frame_strip, loss_curves, read_video, run_step, write_results
+from pipelines.demo.vae_check import orbit_fidelity
 
 FRAMES, SIZE = 9, 32
 ORBIT = 360.0  # both directions; one full turn, so loop closure is judged on every video
@@ -78,7 +80,15 @@ def generate_orbits(out: Path, timings: dict) -> list[dict]:
     return results
 
 
-def write_page(out: Path, results: list[dict], timings: dict, accuracy: dict) -> Path:
+def orbit_fidelity_line(fidelity: dict) -> str:
+    return (
+        f"the VAE kept the turn of {fidelity['direction']:.0%} of {fidelity['clips']} corpus orbits"
+    )
+
+
+def write_page(
+    out: Path, results: list[dict], timings: dict, accuracy: dict, fidelity: dict
+) -> Path:
     report = out / "curated" / "report.html"
 
     def mark(ok: bool) -> str:
@@ -108,6 +118,8 @@ frame closer to the first than the half-way frame is?</p>
 <h2>Held-out objects ({accuracy["objects"]}, {accuracy["videos"]} orbits)</h2>
 <table><tr><th>rotation direction</th><td class=n>{accuracy["direction"]:.0%}</td></tr>
 <tr><th>loop closure</th><td class=n>{accuracy["loop_closure"]:.0%}</td></tr></table>
+<p>The DiT can only learn what its VAE reconstructs: {html.escape(orbit_fidelity_line(fidelity))}
+(their start, at the DiT's frames, rate and size, judged like the orbits below).</p>
 <h2>Curation</h2><p><a href="{os.path.relpath(report, out)}">The curation report</a>.</p>
 <h2>Training</h2><img src="data:image/png;base64,{loss_curves(out / "train")}">
 <h2>Generated orbits</h2>
@@ -141,6 +153,10 @@ def run(args) -> int:
     ray.shutdown()  # free the workers' memory before training
     run_step("report", ["report", str(out / "curated")], timings)
     run_step("train", train_argv(out, args.preset), timings)
+    t = time.perf_counter()
+    fidelity = orbit_fidelity(out / "train", corpus)
+    timings["vae check"] = round(time.perf_counter() - t, 1)
+    print(f"lvd demo: {orbit_fidelity_line(fidelity)}", file=sys.stderr)
     results = generate_orbits(out, timings)
     accuracy = {
         "direction": float(np.mean([r["direction_ok"] for r in results])),
@@ -149,10 +165,10 @@ def run(args) -> int:
         "videos": len(results),
     }
     timings["total"] = round(time.perf_counter() - started, 1)
-    page = write_page(out, results, timings, accuracy)
+    page = write_page(out, results, timings, accuracy, fidelity)
     write_results(
         out,
-        {"task": "multiview", "timings_s": timings, "accuracy": accuracy},
+        {"task": "multiview", "timings_s": timings, "accuracy": accuracy, "vae_fidelity": fidelity},
         results,
         page,
         timings["total"],
