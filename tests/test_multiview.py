@@ -154,7 +154,8 @@ def test_multiview_demo_prints_its_result_last_and_writes_the_page(demo):
     assert "Generated orbits" in page and page.count("<img") == len(info["results"]) + 1
     # corpus orbits through the VAE: the judge reads every original's turn at the DiT's
     # frames, rate and size, so none is left out
-    fidelity, videos = info["vae_fidelity"], json.loads((out / "corpus" / "manifest.json").read_text())
+    fidelity = info["vae_fidelity"]
+    videos = json.loads((out / "corpus" / "manifest.json").read_text())
     assert fidelity["clips"] == len(videos) and 0 <= fidelity["direction"] <= 1
     assert f"of {fidelity['clips']} corpus orbits" in page
 
