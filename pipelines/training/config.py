@@ -257,9 +257,9 @@ def small() -> TrainConfig:
         vae=StageConfig(steps=VAE_STEPS, lr=2e-3, **{**stage, "batch_size": 8, "frames": 5}),
         # SVD's three DiT stages (at equal compute video alone followed more held-out
         # pair directions, 78% against 64% over 2 seeds with this VAE: benchmarks/README.md,
-        # "stages"; kept to show the recipe). image: single frames (a third of a video step's tokens)
-        # teach colour and shape; video: the filtered set teaches motion; hq: a short, low
-        # learning-rate pass over the clips that move most. (Not text_area: the OCR
+        # "stages"; kept to show the recipe). image: single frames (a third of a video
+        # step's tokens) teach colour and shape; video: the filtered set teaches motion;
+        # hq: a short, low learning-rate pass over the clips that move most. (Not text_area: the OCR
         # detector reads the demo's circles and squares as text and its green not at all,
         # so a text rule would cut by shape and colour.)
         image=StageConfig(steps=IMAGE_STEPS, lr=1e-3, **{**stage, "batch_size": 32, "frames": 1}),
