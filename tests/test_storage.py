@@ -36,7 +36,7 @@ def write_corpus(d: Path) -> Path:
         synth.write(d / name, synth.join(shots, 96, 64), fps=24)
     (d / "a.txt").write_text("a sidecar caption\n")
     (d / "empty.mp4").write_bytes(b"")
-    (d / "garbage.mkv").write_bytes(os.urandom(5000))
+    (d / "garbage.mkv").write_bytes(b"\x00garbage" * 625)  # fixed: random bytes can probe as audio
     return d
 
 
