@@ -256,7 +256,7 @@ def small() -> TrainConfig:
         # objects comes last (at batch 4 the demo's generated colours fell to 50%).
         vae=StageConfig(steps=VAE_STEPS, lr=2e-3, **{**stage, "batch_size": 8, "frames": 5}),
         # SVD's three DiT stages (at equal compute video alone followed more held-out
-        # pair directions, 78% against 64% over 2 seeds with this VAE: benchmarks/README.md,
+        # pair directions, 75% against 66% over 3 seeds with this VAE: benchmarks/README.md,
         # "stages"; kept to show the recipe). image: single frames (a third of a video
         # step's tokens) teach colour and shape; video: the filtered set teaches motion;
         # hq: a short, low learning-rate pass over the clips that move most. (Not text_area: the OCR
