@@ -147,8 +147,7 @@ class DiTConfig:
     it, beside the per-token attention."""
     camera_conditioning: bool = False
     """Add a camera-path embedding (elevation, azimuth step per frame) to the timestep
-    embedding and each latent frame's pose on the path to its tokens (SVD-MV's orbits);
-    a zero path means "no camera given"."""
+    embedding (SVD-MV's orbits); a zero path means "no camera given"."""
     rope_theta: float = 10000.0
     """Base of the rotary frequencies."""
     gradient_checkpointing: bool = False

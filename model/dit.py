@@ -38,10 +38,6 @@ def sinusoidal(values: torch.Tensor, dim: int, max_period: float = 10000.0) -> t
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
-# Degrees that make one unit of the camera's per-frame pose (travelled azimuth, elevation).
-CAMERA_UNIT_DEG = 45.0
-
-
 class ScalarEmbedder(nn.Module):
     """Scalar per sample (timestep, fps, motion score) -> (B, cond_dim) via sinusoidal
     features and an MLP (DiT's TimestepEmbedder). `scale` maps the value into the range
@@ -62,33 +58,17 @@ class ScalarEmbedder(nn.Module):
 class CameraEmbedder(nn.Module):
     """A camera path (B, 2) = (elevation, azimuth step per frame), degrees, -> (B, cond_dim):
     one ScalarEmbedder each, summed; a path of zeros embeds to exactly zero, so samples
-    without a camera get the timestep condition the other tasks trained with.
+    without a camera get the timestep condition the other tasks trained with."""
 
-    `frame_pose` places each latent frame on the path for its tokens: the azimuth
-    travelled since the first frame and the elevation, in units of CAMERA_UNIT_DEG, through
-    one bias-free linear layer (zero for a zero path). Through adaLN alone (one vector
-    for the whole clip) the demo's DiT turned its orbits the same way whichever sign it
-    was given, on training views as on held-out ones."""
-
-    def __init__(self, cond_dim: int, hidden_dim: int):
+    def __init__(self, cond_dim: int):
         super().__init__()
         self.elevation = ScalarEmbedder(cond_dim)
         self.step = ScalarEmbedder(cond_dim)
-        self.pose = nn.Linear(2, hidden_dim, bias=False)
 
     def forward(self, camera: torch.Tensor) -> torch.Tensor:
         given = (camera != 0).any(dim=-1, keepdim=True)  # (B, 1)
         emb = self.elevation(camera[:, 0]) + self.step(camera[:, 1])  # (B, cond_dim)
         return emb * given.to(emb.dtype)
-
-    def frame_pose(self, camera: torch.Tensor, frames: int) -> torch.Tensor:
-        """(B, 2) -> (B, frames, hidden_dim): latent frame k has travelled k steps (the
-        scale of a latent frame's step is the model's to learn)."""
-        k = torch.arange(frames, device=camera.device, dtype=camera.dtype)
-        travelled = camera[:, None, 1] * k[None]  # (B, frames)
-        elevation = camera[:, None, 0].expand_as(travelled)
-        pose = torch.stack([travelled, elevation], dim=-1) / CAMERA_UNIT_DEG
-        return self.pose(pose.to(self.pose.weight.dtype))
 
 
 class Attention(nn.Module):
@@ -237,7 +217,7 @@ class DiT(nn.Module):
             self.fps_embed = ScalarEmbedder(cfg.cond_dim)
             self.motion_embed = ScalarEmbedder(cfg.cond_dim)
         if cfg.camera_conditioning:
-            self.camera_embed = CameraEmbedder(cfg.cond_dim, cfg.hidden_dim)
+            self.camera_embed = CameraEmbedder(cfg.cond_dim)
         if cfg.pooled_text:
             self.text_pool = nn.Linear(cfg.text_dim, cfg.cond_dim)
         self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.depth))
@@ -250,8 +230,7 @@ class DiT(nn.Module):
         def basic(module: nn.Module) -> None:
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+                nn.init.zeros_(module.bias)
 
         self.apply(basic)
         embedders = [self.t_embed]
@@ -259,7 +238,6 @@ class DiT(nn.Module):
             embedders += [self.fps_embed, self.motion_embed]
         if self.cfg.camera_conditioning:
             embedders += [self.camera_embed.elevation, self.camera_embed.step]
-            nn.init.normal_(self.camera_embed.pose.weight, std=0.02)
         for embedder in embedders:
             for layer in embedder.mlp[0], embedder.mlp[2]:
                 nn.init.normal_(layer.weight, std=0.02)
@@ -360,10 +338,7 @@ class DiT(nn.Module):
         if camera is not None:
             if not self.cfg.camera_conditioning:
                 raise ValueError("this DiT has no camera_conditioning: it takes no camera path")
-            camera = camera.to(c.device).float()
-            c = c + self.camera_embed(camera)
-            pose = self.camera_embed.frame_pose(camera, grid[0])  # (B, T', D)
-            x = x + pose.to(x.dtype).repeat_interleave(grid[1] * grid[2], dim=1)
+            c = c + self.camera_embed(camera.to(c.device))
         if self.cfg.pooled_text:
             c = c + self.text_pool(pooled(text_emb.to(c.dtype), text_mask))
         c = F.silu(c)
